@@ -1,0 +1,69 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+// Layers, with dependencies pointing one way:
+//   executables -> TransferService -> (Transfers, HTTPServer, RedisClient, KafkaClient) -> C shims
+// Transfers (the domain) depends only on ExactJSON and never does I/O.
+let package = Package(
+    name: "transfer-service",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "transfer-service", targets: ["transfer-service"]),
+        .executable(name: "dev-kafka", targets: ["dev-kafka"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+    ],
+    targets: [
+        // C libraries, exposed through system-library shims (module.modulemap + shim.h).
+        // No pkgConfig for libmicrohttpd: its .pc adds -D_FILE_OFFSET_BITS=64, which SwiftPM rejects with a
+        // warning; off_t is 64-bit on every platform we build for, and the header lives in /usr/include.
+        .systemLibrary(name: "CMicroHTTPD", providers: [.apt(["libmicrohttpd-dev"])]),
+        .systemLibrary(name: "CHiredis", pkgConfig: "hiredis", providers: [.apt(["libhiredis-dev"])]),
+        .systemLibrary(name: "CRdKafka", pkgConfig: "rdkafka", providers: [.apt(["librdkafka-dev"])]),
+
+        // Thin, generic Swift wrappers: the only modules that touch C types. No transfer knowledge.
+        .target(name: "HTTPServer", dependencies: ["CMicroHTTPD"]),
+        .target(name: "RedisClient", dependencies: ["CHiredis"]),
+        .target(name: "KafkaClient", dependencies: ["CRdKafka"]),
+
+        // JSON that keeps numbers as their exact text, so money never passes through a Double.
+        .target(name: "ExactJSON"),
+
+        // The domain: transfer model, amounts, validation, the version rule. No I/O.
+        .target(name: "Transfers", dependencies: ["ExactJSON"]),
+
+        // The wiring: repository, outbox publisher, consumer, routes, configuration.
+        .target(
+            name: "TransferService",
+            dependencies: [
+                "Transfers", "ExactJSON", "HTTPServer", "RedisClient", "KafkaClient",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+
+        .executableTarget(
+            name: "transfer-service",
+            dependencies: ["TransferService", .product(name: "Logging", package: "swift-log")]
+        ),
+        .executableTarget(name: "dev-kafka", dependencies: ["KafkaClient"]),
+
+        // Helpers for tests: child processes, free ports, a real redis-server, a raw HTTP client.
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+
+        .testTarget(name: "ExactJSONTests", dependencies: ["ExactJSON"]),
+        .testTarget(name: "TransfersTests", dependencies: ["Transfers"]),
+        .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "TestSupport"]),
+        .testTarget(name: "RedisClientTests", dependencies: ["RedisClient", "TestSupport"]),
+        .testTarget(name: "KafkaClientTests", dependencies: ["KafkaClient"]),
+        .testTarget(
+            name: "TransferServiceTests",
+            dependencies: [
+                "TransferService", "Transfers", "ExactJSON", "RedisClient", "KafkaClient", "TestSupport",
+                // Built so the tests can run the real binaries as child processes.
+                "transfer-service", "dev-kafka",
+            ]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)
