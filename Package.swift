@@ -16,10 +16,10 @@ let package = Package(
     ],
     targets: [
         // C libraries, exposed through system-library shims (module.modulemap + shim.h).
-        // No pkgConfig for libmicrohttpd: its .pc adds -D_FILE_OFFSET_BITS=64, which SwiftPM rejects with a
-        // warning; off_t is 64-bit on every platform we build for, and the header lives in /usr/include.
+        // No pkgConfig for libmicrohttpd and hiredis: their .pc files add -D_FILE_OFFSET_BITS=64, which SwiftPM
+        // rejects with a warning; off_t is 64-bit on every platform we build for, and the headers are in /usr/include.
         .systemLibrary(name: "CMicroHTTPD", providers: [.apt(["libmicrohttpd-dev"])]),
-        .systemLibrary(name: "CHiredis", pkgConfig: "hiredis", providers: [.apt(["libhiredis-dev"])]),
+        .systemLibrary(name: "CHiredis", providers: [.apt(["libhiredis-dev"])]),
         .systemLibrary(name: "CRdKafka", pkgConfig: "rdkafka", providers: [.apt(["librdkafka-dev"])]),
 
         // Thin, generic Swift wrappers: the only modules that touch C types. No transfer knowledge.
