@@ -1,0 +1,143 @@
+import ExactJSON
+
+/// Where a transfer is in its life.
+public enum TransferStatus: String, Sendable, Hashable, CaseIterable {
+    case initiated
+    case completed
+}
+
+/// A money transfer: the record stored under `transfer:<id>` and the event published to Kafka.
+public struct Transfer: Sendable, Hashable {
+    public var id: TransferID
+    public var senderID: String
+    public var receiverID: String
+    public var amount: Amount
+    public var status: TransferStatus
+    /// Grows by one with every change; the consumer's optimistic check compares it.
+    public var version: Int
+
+    public init(id: TransferID, senderID: String, receiverID: String, amount: Amount, status: TransferStatus, version: Int) {
+        self.id = id
+        self.senderID = senderID
+        self.receiverID = receiverID
+        self.amount = amount
+        self.status = status
+        self.version = version
+    }
+
+    /// A new transfer from a validated request: status `initiated`, version 1.
+    public static func initiate(_ request: TransferRequest, id: TransferID) -> Transfer {
+        Transfer(
+            id: id, senderID: request.senderID, receiverID: request.receiverID, amount: request.amount,
+            status: .initiated, version: 1
+        )
+    }
+}
+
+// MARK: - The version rule
+
+extension Transfer {
+    /// The state after the consumer processes this transfer's event: `completed`, one version later.
+    public func completed() -> Transfer {
+        var next = self
+        next.status = .completed
+        next.version = version + 1
+        return next
+    }
+}
+
+/// What processing an event did to the stored transfer. Redis applies the rule atomically in a script;
+/// this type names its outcomes.
+public enum CompletionOutcome: Sendable, Equatable {
+    /// The stored version equalled the event's: the transfer is now completed, one version later.
+    case completed
+    /// The stored version differed from the event's (a redelivery, a stale event or a newer change): nothing changed.
+    case conflict(storedVersion: Int)
+    /// Nothing was stored under the event's id: the record was created from the event, as completed.
+    case recreated
+
+    /// The rule: apply when the versions are equal, recreate when nothing is stored, otherwise a conflict.
+    public static func decide(eventVersion: Int, storedVersion: Int?) -> CompletionOutcome {
+        guard let storedVersion else { return .recreated }
+        return storedVersion == eventVersion ? .completed : .conflict(storedVersion: storedVersion)
+    }
+}
+
+// MARK: - JSON
+
+extension Transfer {
+    /// The JSON object with the sketch's six fields, in the sketch's order.
+    public var jsonObject: JSONObject {
+        JSONObject([
+            "transfer_id": .string(id.rawValue),
+            "sender_id": .string(senderID),
+            "receiver_id": .string(receiverID),
+            "amount": .number(amount.jsonNumber),
+            "status": .string(status.rawValue),
+            "version": .number(String(version)),
+        ])
+    }
+
+    /// The compact JSON text of `jsonObject`: what is stored in Redis and published to Kafka.
+    public var json: String { JSONValue.object(jsonObject).serialized }
+
+    /// Reads a stored record or an event: the six fields must be present and well-typed; others are ignored
+    /// (records written by the sketch's own code have exactly these six).
+    public init(json bytes: some Collection<UInt8>) throws(TransferDecodingError) {
+        let value: JSONValue
+        do {
+            value = try JSONValue.parse(bytes)
+        } catch {
+            throw TransferDecodingError(reason: "not JSON: \(error)")
+        }
+        guard case .object(let object) = value else {
+            throw TransferDecodingError(reason: "not a JSON object")
+        }
+        func string(_ name: String) throws(TransferDecodingError) -> String {
+            guard case .string(let text)? = object[name] else {
+                throw TransferDecodingError(reason: "\(name) must be a string")
+            }
+            return text
+        }
+        func number(_ name: String) throws(TransferDecodingError) -> String {
+            guard case .number(let text)? = object[name] else {
+                throw TransferDecodingError(reason: "\(name) must be a number")
+            }
+            return text
+        }
+        guard let id = TransferID(try string("transfer_id")) else {
+            throw TransferDecodingError(reason: "transfer_id must be a UUID")
+        }
+        guard let status = TransferStatus(rawValue: try string("status")) else {
+            throw TransferDecodingError(reason: "status is unknown")
+        }
+        // The sketch's Python writes integers; accept `1.0` too, but never a fractional or huge version.
+        guard let version = DecimalText(try number("version")).flatMap(Transfer.integer(from:)), version >= 1 else {
+            throw TransferDecodingError(reason: "version must be a positive integer")
+        }
+        let amount: Amount
+        do {
+            amount = try Amount(jsonNumber: try number("amount"))
+        } catch {
+            throw TransferDecodingError(reason: "amount \(error)")
+        }
+        self.init(
+            id: id, senderID: try string("sender_id"), receiverID: try string("receiver_id"),
+            amount: amount, status: status, version: version
+        )
+    }
+
+    private static func integer(from decimal: DecimalText) -> Int? {
+        guard !decimal.isNegative, decimal.scale <= 0, decimal.digits.count - decimal.scale <= 15 else { return nil }
+        var value = 0
+        for digit in decimal.digits { value = value * 10 + Int(digit) }
+        for _ in 0 ..< -decimal.scale { value *= 10 }
+        return value
+    }
+}
+
+/// Why a stored record or an event could not be read as a transfer.
+public struct TransferDecodingError: Error, Sendable, Equatable, CustomStringConvertible {
+    public var reason: String
+    public var description: String { reason }
+}

@@ -1,0 +1,118 @@
+import ExactJSON
+
+/// A client's request to create a transfer, validated.
+public struct TransferRequest: Sendable, Hashable {
+    /// The longest sender or receiver id accepted, in Unicode code points (what JSON Schema's maxLength counts).
+    public static let maximumPartyIDLength = 64
+    /// The fields a client may send; anything else (including `transfer_id`, `status`, `version`) is refused.
+    public static let fieldNames = ["sender_id", "receiver_id", "amount"]
+
+    public var senderID: String
+    public var receiverID: String
+    public var amount: Amount
+
+    /// Parses and validates a request body. Every problem with the fields is reported at once.
+    public init(json bytes: some Collection<UInt8>) throws(TransferValidationError) {
+        let value: JSONValue
+        do {
+            value = try JSONValue.parse(bytes)
+        } catch {
+            throw .malformedJSON(error.description)
+        }
+        guard case .object(let object) = value else {
+            throw .notAnObject(found: value.kindDescription)
+        }
+
+        var problems: [FieldProblem] = []
+        for name in object.names where !Self.fieldNames.contains(name) {
+            problems.append(FieldProblem(field: name, reason: "is not a field of a transfer request"))
+        }
+        let senderID = Self.partyID("sender_id", in: object, problems: &problems)
+        let receiverID = Self.partyID("receiver_id", in: object, problems: &problems)
+        if let senderID, let receiverID, senderID == receiverID {
+            problems.append(FieldProblem(field: "receiver_id", reason: "must differ from sender_id"))
+        }
+        var amount: Amount?
+        switch object["amount"] {
+        case nil:
+            problems.append(FieldProblem(field: "amount", reason: "is required"))
+        case .number(let text)?:
+            do {
+                amount = try Amount(jsonNumber: text)
+            } catch {
+                problems.append(FieldProblem(field: "amount", reason: error.description))
+            }
+        case let other?:
+            problems.append(FieldProblem(field: "amount", reason: "must be a number, not \(other.kindDescription)"))
+        }
+
+        guard problems.isEmpty, let senderID, let receiverID, let amount else {
+            throw .invalidFields(problems)
+        }
+        self.senderID = senderID
+        self.receiverID = receiverID
+        self.amount = amount
+    }
+
+    /// A request from already-valid parts (for tests and tools).
+    public init(senderID: String, receiverID: String, amount: Amount) {
+        self.senderID = senderID
+        self.receiverID = receiverID
+        self.amount = amount
+    }
+
+    private static func partyID(_ name: String, in object: JSONObject, problems: inout [FieldProblem]) -> String? {
+        let problemCount = problems.count
+        switch object[name] {
+        case nil:
+            problems.append(FieldProblem(field: name, reason: "is required"))
+        case .string(let text)?:
+            let length = text.unicodeScalars.count
+            if length == 0 {
+                problems.append(FieldProblem(field: name, reason: "must not be empty"))
+            } else if length > maximumPartyIDLength {
+                problems.append(FieldProblem(field: name, reason: "must be at most \(maximumPartyIDLength) characters"))
+            }
+            if text.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
+                problems.append(FieldProblem(field: name, reason: "must not contain control characters"))
+            }
+            if problems.count == problemCount { return text }
+        case let other?:
+            problems.append(FieldProblem(field: name, reason: "must be a string, not \(other.kindDescription)"))
+        }
+        return nil
+    }
+}
+
+/// One thing wrong with one field of a request.
+public struct FieldProblem: Sendable, Hashable, CustomStringConvertible {
+    /// The JSON member name.
+    public var field: String
+    /// What is wrong, completing the sentence "<field> ...".
+    public var reason: String
+
+    public init(field: String, reason: String) {
+        self.field = field
+        self.reason = reason
+    }
+
+    public var description: String { "\(field) \(reason)" }
+}
+
+/// Why a request body is not a valid transfer request.
+public enum TransferValidationError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// The body is not a single JSON value.
+    case malformedJSON(String)
+    /// The body is JSON, but not an object.
+    case notAnObject(found: String)
+    /// The body is an object with missing, unknown or invalid fields.
+    case invalidFields([FieldProblem])
+
+    public var description: String {
+        switch self {
+        case .malformedJSON(let reason): "The body is not valid JSON: \(reason)."
+        case .notAnObject(let found): "The body must be a JSON object, not \(found)."
+        case .invalidFields(let problems): problems.map(\.description).joined(separator: "; ") + "."
+        }
+    }
+}

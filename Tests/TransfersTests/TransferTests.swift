@@ -1,0 +1,67 @@
+import Testing
+import Transfers
+
+@Suite struct TransferTests {
+    let id = TransferID("3f2b8c1e-4a5d-4e6f-8a9b-0c1d2e3f4a5b")!
+
+    @Test func initiatedTransferIsVersionOne() {
+        let request = TransferRequest(senderID: "a", receiverID: "b", amount: Amount(minorUnits: 10050))
+        let transfer = Transfer.initiate(request, id: id)
+        #expect(transfer.status == .initiated)
+        #expect(transfer.version == 1)
+        #expect(transfer.json == #"{"transfer_id":"3f2b8c1e-4a5d-4e6f-8a9b-0c1d2e3f4a5b","sender_id":"a","receiver_id":"b","amount":100.5,"status":"initiated","version":1}"#)
+    }
+
+    @Test func completingIncrementsTheVersion() {
+        let transfer = Transfer(id: id, senderID: "a", receiverID: "b", amount: Amount(minorUnits: 1), status: .initiated, version: 1)
+        let completed = transfer.completed()
+        #expect(completed.status == .completed)
+        #expect(completed.version == 2)
+        #expect(completed.amount == transfer.amount)
+    }
+
+    @Test(arguments: [
+        (1, 1 as Int?, CompletionOutcome.completed),
+        (1, 2, .conflict(storedVersion: 2)),
+        (2, 1, .conflict(storedVersion: 1)),
+        (1, nil, .recreated),
+    ])
+    func versionRule(eventVersion: Int, storedVersion: Int?, outcome: CompletionOutcome) {
+        #expect(CompletionOutcome.decide(eventVersion: eventVersion, storedVersion: storedVersion) == outcome)
+    }
+
+    @Test func readsARecordWrittenByTheSketch() throws {
+        // Python's json.dumps: spaces after separators, a float amount.
+        let sketch = #"{"transfer_id": "3F2B8C1E-4A5D-4E6F-8A9B-0C1D2E3F4A5B", "sender_id": "a", "receiver_id": "b", "amount": 100.5, "status": "initiated", "version": 1}"#
+        let transfer = try Transfer(json: Array(sketch.utf8))
+        #expect(transfer == Transfer(id: id, senderID: "a", receiverID: "b", amount: Amount(minorUnits: 10050), status: .initiated, version: 1))
+    }
+
+    @Test(arguments: [
+        "not json", "[]", #"{"transfer_id":"x","sender_id":"a","receiver_id":"b","amount":1,"status":"initiated","version":1}"#,
+        #"{"transfer_id":"3f2b8c1e-4a5d-4e6f-8a9b-0c1d2e3f4a5b","sender_id":"a","receiver_id":"b","amount":1,"status":"odd","version":1}"#,
+        #"{"transfer_id":"3f2b8c1e-4a5d-4e6f-8a9b-0c1d2e3f4a5b","sender_id":"a","receiver_id":"b","amount":1,"status":"initiated","version":1.5}"#,
+        #"{"transfer_id":"3f2b8c1e-4a5d-4e6f-8a9b-0c1d2e3f4a5b","sender_id":"a","receiver_id":"b","amount":1,"status":"initiated","version":"1"}"#,
+        #"{"transfer_id":"3f2b8c1e-4a5d-4e6f-8a9b-0c1d2e3f4a5b","sender_id":"a","receiver_id":"b","amount":0.001,"status":"initiated","version":1}"#,
+        #"{"transfer_id":"3f2b8c1e-4a5d-4e6f-8a9b-0c1d2e3f4a5b","receiver_id":"b","amount":1,"status":"initiated","version":1}"#,
+    ])
+    func rejectsRecordsThatAreNotTransfers(text: String) {
+        #expect(throws: TransferDecodingError.self) { try Transfer(json: Array(text.utf8)) }
+    }
+
+    @Test func randomIDsAreLowercaseVersion4UUIDs() {
+        for _ in 0..<100 {
+            let text = TransferID.random().rawValue
+            #expect(text.count == 36)
+            #expect(text == text.lowercased())
+            #expect(Array(text)[14] == "4")
+            #expect("89ab".contains(Array(text)[19]))
+            #expect(TransferID(text)?.rawValue == text)
+        }
+    }
+
+    @Test(arguments: ["", "nope", "3f2b8c1e4a5d4e6f8a9b0c1d2e3f4a5b", "3f2b8c1e-4a5d-4e6f-8a9b-0c1d2e3f4a5", "3f2b8c1e-4a5d-4e6f-8a9b-0c1d2e3f4a5g"])
+    func rejectsTextThatIsNotAUUID(text: String) {
+        #expect(TransferID(text) == nil)
+    }
+}
