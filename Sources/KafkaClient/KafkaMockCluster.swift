@@ -1,0 +1,67 @@
+import CRdKafka
+
+/// librdkafka's in-process mock Kafka cluster, listening on loopback TCP: for development and tests only.
+/// Clients connect to it like to any Kafka cluster, through `bootstrapServers`.
+/// Safe to share: the mock API posts every call as an operation to the cluster's own thread, and the pointers
+/// never change after init (they are freed only in deinit, when no other reference exists).
+public final class KafkaMockCluster: @unchecked Sendable {
+    /// The client instance that hosts the cluster's thread (the mock API requires one); it never connects anywhere.
+    private let hostHandle: OpaquePointer
+    private let cluster: OpaquePointer
+
+    /// Starts a cluster with brokers numbered 1...brokerCount, each on its own ephemeral loopback port.
+    public init(brokerCount: Int) throws(KafkaError) {
+        guard brokerCount > 0 else {
+            throw KafkaError(RD_KAFKA_RESP_ERR__INVALID_ARG, message: "brokerCount must be positive, got \(brokerCount)")
+        }
+        let conf = try makeRdKafkaConf([])
+        hostHandle = try makeRdKafkaHandle(RD_KAFKA_PRODUCER, conf: conf)
+        guard let cluster = rd_kafka_mock_cluster_new(hostHandle, Int32(clamping: brokerCount)) else {
+            rd_kafka_destroy(hostHandle)
+            throw KafkaError(RD_KAFKA_RESP_ERR__FAIL, message: "could not start a mock cluster with \(brokerCount) brokers")
+        }
+        self.cluster = cluster
+    }
+
+    deinit {
+        rd_kafka_mock_cluster_destroy(cluster)
+        rd_kafka_destroy(hostHandle)
+    }
+
+    /// Comma-separated host:port list of all brokers, for bootstrap.servers.
+    public var bootstrapServers: String {
+        String(cString: rd_kafka_mock_cluster_bootstraps(cluster))
+    }
+
+    /// Creates a topic (unknown topics are also auto-created on first metadata request, with default settings).
+    public func createTopic(_ name: String, partitions: Int, replicationFactor: Int) throws(KafkaError) {
+        try check(
+            rd_kafka_mock_topic_create(cluster, name, Int32(clamping: partitions), Int32(clamping: replicationFactor)),
+            "creating topic \(name) (\(partitions) partitions, replication factor \(replicationFactor))"
+        )
+    }
+
+    /// Disconnects the broker and refuses new connections (partition leadership does not move).
+    public func setBrokerDown(_ brokerId: Int32) throws(KafkaError) {
+        try check(rd_kafka_mock_broker_set_down(cluster, brokerId), "setting broker \(brokerId) down")
+    }
+
+    /// Lets the broker accept connections again.
+    public func setBrokerUp(_ brokerId: Int32) throws(KafkaError) {
+        try check(rd_kafka_mock_broker_set_up(cluster, brokerId), "setting broker \(brokerId) up")
+    }
+
+    /// Delays every response from the broker by `milliseconds`.
+    public func setBrokerRoundTripTime(_ brokerId: Int32, milliseconds: Int) throws(KafkaError) {
+        try check(
+            rd_kafka_mock_broker_set_rtt(cluster, brokerId, Int32(clamping: milliseconds)),
+            "setting broker \(brokerId) round-trip time"
+        )
+    }
+
+    private func check(_ err: rd_kafka_resp_err_t, _ action: String) throws(KafkaError) {
+        if err != RD_KAFKA_RESP_ERR_NO_ERROR {
+            throw KafkaError(err, message: "\(action): \(String(cString: rd_kafka_err2str(err)))")
+        }
+    }
+}

@@ -1,0 +1,268 @@
+import CRdKafka
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A thread-safe producer; delivery reports are drained by one internal poll thread and handed to the handler in
+/// batches (so the handler can e.g. batch follow-up work).
+public final class KafkaProducer: Sendable {
+    private let client: ProducerClient
+    private let pollThread: PollThread
+
+    /// Creates the producer and starts its poll thread. The handlers run on that thread, one call at a time;
+    /// keep them short (hand work off) because delivery reports wait behind them.
+    public init(
+        configuration: KafkaProducerConfiguration,
+        onDeliveryReports: @escaping @Sendable ([KafkaDeliveryReport]) -> Void,
+        onError: @escaping @Sendable (KafkaError) -> Void = { _ in }
+    ) throws(KafkaError) {
+        let conf = try makeRdKafkaConf(configuration.librdkafkaProperties)
+        // Reports and errors arrive as events on the main queue, drained by one loop instead of per-poll callbacks.
+        rd_kafka_conf_set_events(conf, RD_KAFKA_EVENT_DR | RD_KAFKA_EVENT_ERROR)
+        let handle = try makeRdKafkaHandle(RD_KAFKA_PRODUCER, conf: conf)
+        client = ProducerClient(handle: handle, onDeliveryReports: onDeliveryReports, onError: onError)
+        pollThread = PollThread(client: client)
+    }
+
+    deinit {
+        // Nobody can send any more; whatever is not delivered yet gets a failed (purged) report.
+        shutdown(timeout: .zero)
+    }
+
+    /// Enqueues a message (copied); returns at once. Throws on a full local queue or unknown topic, etc.
+    public func send(topic: String, key: [UInt8]?, value: [UInt8], headers: [KafkaHeader] = []) throws(KafkaError) {
+        // The local queue (queue.buffering.max.messages/kbytes) drains as the poll thread serves reports,
+        // so a short wait usually makes room; beyond that the caller should back off itself.
+        let queueFullRetries = 5
+        var attempt = 0
+        while true {
+            do {
+                return try client.produce(topic: topic, key: key, value: value, headers: headers)
+            } catch where error.code == RD_KAFKA_RESP_ERR__QUEUE_FULL.rawValue && attempt < queueFullRetries {
+                attempt += 1
+                usleep(20_000)
+            }
+        }
+    }
+
+    /// Waits until every enqueued message has a delivery report (true) or the timeout passes (false).
+    /// "Has a report" means the report handler has returned for it. Returns true at once after shutdown.
+    public func flush(timeout: Duration) -> Bool {
+        client.withOpenHandle { handle in
+            rd_kafka_flush(handle, timeout.wholeMilliseconds) == RD_KAFKA_RESP_ERR_NO_ERROR
+        } ?? true
+    }
+
+    /// Flushes, stops the poll thread and destroys the handle. Idempotent. (deinit also cleans up.)
+    /// Messages still undelivered after `timeout` are purged: their failed reports reach the handler first.
+    public func shutdown(timeout: Duration) {
+        guard client.close() else { return }
+        client.drain(timeout: timeout)
+        pollThread.stopAndJoin()
+        client.destroy()
+    }
+}
+
+/// The librdkafka producer handle plus what the poll thread needs; shared by KafkaProducer and its poll thread.
+/// Safe to share: librdkafka handles are thread-safe, the handlers are Sendable, and the only mutable state
+/// (open/closed and in-flight call count) is behind a Mutex, which also keeps `destroy` from racing a call.
+final class ProducerClient: @unchecked Sendable {
+    private let handle: OpaquePointer
+    private let mainQueue: OpaquePointer
+    private let onDeliveryReports: @Sendable ([KafkaDeliveryReport]) -> Void
+    private let onError: @Sendable (KafkaError) -> Void
+    private let state = Mutex(State())
+    let stopRequested = Atomic<Bool>(false)
+
+    private struct State {
+        var isOpen = true
+        /// Calls (flush) that use the handle outside the lock; destroy waits for them to finish.
+        var callsInProgress = 0
+    }
+
+    init(
+        handle: OpaquePointer,
+        onDeliveryReports: @escaping @Sendable ([KafkaDeliveryReport]) -> Void,
+        onError: @escaping @Sendable (KafkaError) -> Void
+    ) {
+        self.handle = handle
+        self.mainQueue = rd_kafka_queue_get_main(handle)
+        self.onDeliveryReports = onDeliveryReports
+        self.onError = onError
+    }
+
+    /// Enqueues one message; the lock is held only for the (non-blocking) enqueue so close cannot race it.
+    func produce(topic: String, key: [UInt8]?, value: [UInt8], headers: [KafkaHeader]) throws(KafkaError) {
+        let failure: KafkaError? = state.withLock { state in
+            guard state.isOpen else { return KafkaError.clientState("producer is shut down") }
+            return produceUnlocked(topic: topic, key: key, value: value, headers: headers)
+        }
+        if let failure { throw failure }
+    }
+
+    private func produceUnlocked(topic: String, key: [UInt8]?, value: [UInt8], headers: [KafkaHeader]) -> KafkaError? {
+        // Ownership of the header list passes to the message only when produceva succeeds.
+        let headerList = headers.isEmpty ? nil : KafkaHeader.makeCHeaders(headers)
+        let error: OpaquePointer? = topic.withCString { topicName in
+            withOptionalBytes(key) { keyBytes in
+                value.withUnsafeBytes { valueBytes in
+                    var fields: [rd_kafka_vu_t] = []
+                    fields.append(.field(RD_KAFKA_VTYPE_TOPIC) { $0.cstr = topicName })
+                    fields.append(.field(RD_KAFKA_VTYPE_VALUE) { $0.mem = .init(ptr: UnsafeMutableRawPointer(mutating: valueBytes.baseAddress), size: valueBytes.count) })
+                    if let keyBytes {
+                        fields.append(.field(RD_KAFKA_VTYPE_KEY) { $0.mem = .init(ptr: UnsafeMutableRawPointer(mutating: keyBytes.baseAddress), size: keyBytes.count) })
+                    }
+                    if let headerList {
+                        fields.append(.field(RD_KAFKA_VTYPE_HEADERS) { $0.headers = headerList })
+                    }
+                    // Copy key and value: the Swift buffers are only valid during this call.
+                    fields.append(.field(RD_KAFKA_VTYPE_MSGFLAGS) { $0.i = RD_KAFKA_MSG_F_COPY })
+                    return rd_kafka_produceva(handle, fields, fields.count)
+                }
+            }
+        }
+        guard let error else { return nil }
+        if let headerList { rd_kafka_headers_destroy(headerList) }
+        return KafkaError(consuming: error)
+    }
+
+    /// Runs `body` with the handle unless the producer is closed (then returns nil); destroy waits for it.
+    func withOpenHandle<Result>(_ body: (OpaquePointer) -> Result) -> Result? {
+        let isOpen = state.withLock { state in
+            guard state.isOpen else { return false }
+            state.callsInProgress += 1
+            return true
+        }
+        guard isOpen else { return nil }
+        defer { state.withLock { $0.callsInProgress -= 1 } }
+        return body(handle)
+    }
+
+    /// Refuses further sends and flushes; returns false if it was already closed.
+    func close() -> Bool {
+        state.withLock { state in
+            defer { state.isOpen = false }
+            return state.isOpen
+        }
+    }
+
+    /// After close: waits up to `timeout` for outstanding reports, then purges the rest so that their
+    /// failed reports still reach the handler (served by the still-running poll thread).
+    func drain(timeout: Duration) {
+        if rd_kafka_flush(handle, timeout.wholeMilliseconds) == RD_KAFKA_RESP_ERR_NO_ERROR { return }
+        _ = rd_kafka_purge(handle, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT)
+        // Purged messages get their reports promptly; this bound only guards against a stuck handler.
+        _ = rd_kafka_flush(handle, 5_000)
+    }
+
+    /// Frees the handle. Only after close, drain and the poll thread has stopped.
+    func destroy() {
+        // Wait out flush calls that began before close; they end by their own timeout.
+        while state.withLock({ $0.callsInProgress }) > 0 { usleep(1_000) }
+        rd_kafka_queue_destroy(mainQueue)
+        rd_kafka_destroy(handle)
+    }
+
+    /// Wakes the poll loop so it notices `stopRequested` without waiting for its poll timeout.
+    func wakePollLoop() {
+        rd_kafka_queue_yield(mainQueue)
+    }
+
+    /// The poll thread's body: drains events until stop is requested.
+    func runPollLoop() {
+        while !stopRequested.load(ordering: .acquiring) {
+            guard let first = rd_kafka_queue_poll(mainQueue, 100) else { continue }
+            // Take whatever else is already queued so the handler gets one larger batch.
+            var events = [first]
+            while events.count < 64, let next = rd_kafka_queue_poll(mainQueue, 0) { events.append(next) }
+            var reports: [KafkaDeliveryReport] = []
+            for event in events {
+                switch rd_kafka_event_type(event) {
+                case RD_KAFKA_EVENT_DR:
+                    while let message = rd_kafka_event_message_next(event) { reports.append(.init(copying: message)) }
+                case RD_KAFKA_EVENT_ERROR:
+                    onError(errorFromEvent(event))
+                default:
+                    break
+                }
+            }
+            if !reports.isEmpty { onDeliveryReports(reports) }
+            // Destroying the events releases their messages; only then does flush() count them as done.
+            for event in events { rd_kafka_event_destroy(event) }
+        }
+    }
+
+    private func errorFromEvent(_ event: OpaquePointer) -> KafkaError {
+        let code = rd_kafka_event_error(event)
+        if code == RD_KAFKA_RESP_ERR__FATAL {
+            // The event only says "fatal"; the underlying cause is kept on the handle.
+            var text = [CChar](repeating: 0, count: 512)
+            let cause = rd_kafka_fatal_error(handle, &text, text.count)
+            return KafkaError(cause, message: string(fromErrorBuffer: text), isFatal: true)
+        }
+        let message = rd_kafka_event_error_string(event).map { String(cString: $0) }
+        return KafkaError(code, message: message, isFatal: rd_kafka_event_error_is_fatal(event) != 0)
+    }
+}
+
+extension KafkaDeliveryReport {
+    /// Copies a report's fields out of a delivered (or failed) message.
+    init(copying message: UnsafePointer<rd_kafka_message_t>) {
+        self.init(
+            topic: message.topicName,
+            partition: message.pointee.partition,
+            offset: message.pointee.offset,
+            key: message.keyBytes,
+            value: message.valueBytes,
+            error: message.error
+        )
+    }
+}
+
+extension rd_kafka_vu_t {
+    /// One rd_kafka_produceva argument of the given type, with its union member set by `setValue`.
+    static func field(_ type: rd_kafka_vtype_t, _ setValue: (inout Self.__Unnamed_union_u) -> Void) -> Self {
+        var field = rd_kafka_vu_t()
+        field.vtype = type
+        setValue(&field.u)
+        return field
+    }
+}
+
+/// Like withUnsafeBytes, passing nil through for a nil array.
+private func withOptionalBytes<Result>(_ bytes: [UInt8]?, _ body: (UnsafeRawBufferPointer?) -> Result) -> Result {
+    guard let bytes else { return body(nil) }
+    return bytes.withUnsafeBytes { body($0) }
+}
+
+/// The producer's one poll thread (a plain pthread so shutdown can join it).
+final class PollThread: Sendable {
+    private let client: ProducerClient
+    private let thread: Mutex<pthread_t?>
+
+    /// Starts the thread; it keeps `client` alive until it exits.
+    init(client: ProducerClient) {
+        self.client = client
+        var thread = pthread_t()
+        let context = Unmanaged.passRetained(client).toOpaque()
+        let result = pthread_create(&thread, nil, { context in
+            let client = Unmanaged<ProducerClient>.fromOpaque(context!).takeRetainedValue()
+            client.runPollLoop()
+            return nil
+        }, context)
+        precondition(result == 0, "pthread_create failed: \(result)")
+        self.thread = Mutex(thread)
+    }
+
+    /// Asks the loop to stop, wakes it and waits for it to exit. Idempotent.
+    func stopAndJoin() {
+        guard let thread = self.thread.withLock({ thread in defer { thread = nil }; return thread }) else { return }
+        client.stopRequested.store(true, ordering: .releasing)
+        client.wakePollLoop()
+        pthread_join(thread, nil)
+    }
+}
