@@ -1,0 +1,142 @@
+import CMicroHTTPD
+import Synchronization
+
+/// What libmicrohttpd's callbacks reach through their `void*` argument: the responder, the limits and
+/// the counters `HTTPServer.stop()` drains on. Immutable apart from atomics, so shared freely by worker threads.
+final class RequestDispatcher: Sendable {
+    let responder: any HTTPResponder
+    let maxBodySize: Int
+    /// Requests whose context exists (URI seen) and whose completion MHD has not yet reported.
+    let activeRequests = Atomic<Int>(0)
+    /// Set by stop(): responses then carry "Connection: close" so keep-alive clients go away.
+    let isDraining = Atomic<Bool>(false)
+
+    init(responder: any HTTPResponder, maxBodySize: Int) {
+        self.responder = responder
+        self.maxBodySize = maxBodySize
+    }
+
+    /// One access-handler call; see MHD_AccessHandlerCallback for the protocol (first call: headers only,
+    /// then one call per body piece, then a final call with no data, where the response is queued).
+    func handle(
+        connection: OpaquePointer,
+        url: UnsafePointer<CChar>,
+        method: UnsafePointer<CChar>,
+        uploadData: UnsafePointer<CChar>?,
+        uploadDataSize: UnsafeMutablePointer<Int>,
+        context: RequestContext
+    ) -> MHD_Result {
+        guard var request = context.request else {
+            return handleHead(connection: connection, url: url, method: method, context: context)
+        }
+        let pieceSize = uploadDataSize.pointee
+        if pieceSize > 0 {
+            uploadDataSize.pointee = 0  // every piece is consumed, whether kept or dropped
+            if context.isRejected { return .YES }
+            guard context.body.count + pieceSize <= maxBodySize, let uploadData else {
+                // A chunked (or lying) body grew past the limit: answer now, MHD stops reading and closes.
+                return reject(request, connection: connection, context: context)
+            }
+            uploadData.withMemoryRebound(to: UInt8.self, capacity: pieceSize) {
+                context.body.append(contentsOf: UnsafeBufferPointer(start: $0, count: pieceSize))
+            }
+            return .YES
+        }
+        if context.isRejected { return .YES }
+        // Move the body out so the request holds the only reference (no copy on later mutation).
+        request.body = context.body
+        context.body = []
+        context.request = nil
+        let response = responder.respond(to: request)
+        return queue(response, on: connection, forceClose: false)
+    }
+
+    /// The first call: build the request head; reject an announced oversized body before reading any of it.
+    private func handleHead(
+        connection: OpaquePointer,
+        url: UnsafePointer<CChar>,
+        method: UnsafePointer<CChar>,
+        context: RequestContext
+    ) -> MHD_Result {
+        let request = HTTPRequest(
+            method: String(cString: method),
+            path: String(cString: url),
+            query: context.query,
+            headers: Self.requestHeaders(of: connection),
+            body: []
+        )
+        context.request = request
+        if let lengthText = request.headers["Content-Length"], let length = Int(lengthText), length > 0 {
+            if length > maxBodySize {
+                return reject(request, connection: connection, context: context)
+            }
+            context.body.reserveCapacity(length)
+        }
+        return .YES
+    }
+
+    private func reject(_ request: HTTPRequest, connection: OpaquePointer, context: RequestContext) -> MHD_Result {
+        context.isRejected = true
+        context.body = []
+        let response = responder.respond(to: .bodyTooLarge(limit: maxBodySize), for: request)
+        return queue(response, on: connection, forceClose: true)
+    }
+
+    private func queue(_ response: HTTPResponse, on connection: OpaquePointer, forceClose: Bool) -> MHD_Result {
+        let created = response.body.withUnsafeBytes { bytes in
+            // MUST_COPY: the Swift array's storage does not outlive this call.
+            MHD_create_response_from_buffer(
+                bytes.count, UnsafeMutableRawPointer(mutating: bytes.baseAddress), .RESPMEM_MUST_COPY)
+        }
+        guard let mhdResponse = created else { return .NO }
+        defer { MHD_destroy_response(mhdResponse) }  // MHD keeps its own reference once queued
+        for field in response.headers {
+            // MHD refuses the headers it manages itself (Content-Length, ...); that is the documented behaviour.
+            _ = MHD_add_response_header(mhdResponse, field.name, field.value)
+        }
+        if forceClose || isDraining.load(ordering: .relaxed) {
+            _ = MHD_add_response_header(mhdResponse, "Connection", "close")
+        }
+        let status = UInt32(clamping: max(response.status, 0))
+        return MHD_queue_response(connection, status, mhdResponse)
+    }
+
+    private static func requestHeaders(of connection: OpaquePointer) -> HTTPHeaders {
+        var headers = HTTPHeaders()
+        headers.reserveCapacity(Int(MHD_get_connection_values_n(connection, .HEADER_KIND, nil, nil)))
+        withUnsafeMutablePointer(to: &headers) { headersPointer in
+            _ = MHD_get_connection_values_n(connection, .HEADER_KIND, { target, _, name, nameLength, value, valueLength in
+                guard let target, let name else { return .YES }
+                let headers = target.assumingMemoryBound(to: HTTPHeaders.self)
+                headers.pointee.add(
+                    name: decodeUTF8(name, nameLength),
+                    value: value.map { decodeUTF8($0, valueLength) } ?? ""
+                )
+                return .YES
+            }, headersPointer)
+        }
+        return headers
+    }
+}
+
+/// Per-request state, created when MHD sees the URI and released when MHD reports completion.
+/// Touched only by the worker thread that owns the connection, so it needs no lock.
+final class RequestContext {
+    /// The raw query, taken from the URI before MHD splits and decodes it.
+    let query: String?
+    /// The request head, set on the first access-handler call.
+    var request: HTTPRequest?
+    var body: [UInt8] = []
+    var isRejected = false
+
+    init(query: String?) {
+        self.query = query
+    }
+}
+
+/// Decodes `length` bytes as UTF-8, repairing invalid sequences.
+func decodeUTF8(_ pointer: UnsafePointer<CChar>, _ length: Int) -> String {
+    pointer.withMemoryRebound(to: UInt8.self, capacity: length) {
+        String(decoding: UnsafeBufferPointer(start: $0, count: length), as: UTF8.self)
+    }
+}
