@@ -22,7 +22,10 @@ public final class HTTPServer: Sendable {
     /// Creates a server; nothing is bound until `start()`.
     public init(configuration: HTTPServerConfiguration, responder: any HTTPResponder) {
         self.configuration = configuration
-        self.dispatcher = RequestDispatcher(responder: responder, maxBodySize: max(configuration.maxBodySize, 0))
+        self.dispatcher = RequestDispatcher(
+            responder: responder,
+            maxBodySize: max(configuration.maxBodySize, 0),
+            oversizedBodyDrainLimit: max(configuration.oversizedBodyDrainLimit, 0))
     }
 
     deinit {

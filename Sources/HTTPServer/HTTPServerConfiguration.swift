@@ -8,6 +8,10 @@ public struct HTTPServerConfiguration: Sendable {
     public var threadCount: Int = 8
     /// Larger bodies are rejected with `.bodyTooLarge` without reading them all.
     public var maxBodySize: Int = 1 << 20
+    /// A body of unknown length (chunked) that passes `maxBodySize` cannot be answered mid-upload with
+    /// libmicrohttpd 0.9.75; up to this many further bytes are read and dropped so that a body ending soon
+    /// still gets the rejection response. Past it the connection is closed without a response.
+    public var oversizedBodyDrainLimit: Int = 64 * 1024
     /// Idle connections are closed after this (rounded up to whole seconds).
     public var connectionTimeout: Duration = .seconds(30)
     /// The most connections served at once; further connections are closed on accept.

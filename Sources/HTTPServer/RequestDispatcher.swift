@@ -6,14 +6,16 @@ import Synchronization
 final class RequestDispatcher: Sendable {
     let responder: any HTTPResponder
     let maxBodySize: Int
+    let oversizedBodyDrainLimit: Int
     /// Requests whose context exists (URI seen) and whose completion MHD has not yet reported.
     let activeRequests = Atomic<Int>(0)
     /// Set by stop(): responses then carry "Connection: close" so keep-alive clients go away.
     let isDraining = Atomic<Bool>(false)
 
-    init(responder: any HTTPResponder, maxBodySize: Int) {
+    init(responder: any HTTPResponder, maxBodySize: Int, oversizedBodyDrainLimit: Int) {
         self.responder = responder
         self.maxBodySize = maxBodySize
+        self.oversizedBodyDrainLimit = oversizedBodyDrainLimit
     }
 
     /// One access-handler call; see MHD_AccessHandlerCallback for the protocol (first call: headers only,
@@ -33,16 +35,19 @@ final class RequestDispatcher: Sendable {
         if pieceSize > 0 {
             uploadDataSize.pointee = 0  // every piece is consumed, whether kept or dropped
             if context.isRejected { return .YES }
-            guard context.body.count + pieceSize <= maxBodySize, let uploadData else {
-                // A chunked (or lying) body grew past the limit: answer now, MHD stops reading and closes.
-                return reject(request, connection: connection, context: context)
+            if context.discardedBytes > 0 || context.body.count + pieceSize > maxBodySize {
+                return discard(pieceSize, context: context)
             }
+            guard let uploadData else { return .NO }
             uploadData.withMemoryRebound(to: UInt8.self, capacity: pieceSize) {
                 context.body.append(contentsOf: UnsafeBufferPointer(start: $0, count: pieceSize))
             }
             return .YES
         }
         if context.isRejected { return .YES }
+        if context.discardedBytes > 0 {
+            return reject(request, connection: connection, context: context)
+        }
         // Move the body out so the request holds the only reference (no copy on later mutation).
         request.body = context.body
         context.body = []
@@ -73,6 +78,18 @@ final class RequestDispatcher: Sendable {
             context.body.reserveCapacity(length)
         }
         return .YES
+    }
+
+    /// A body without a usable Content-Length (chunked) grew past the limit. libmicrohttpd 0.9.75 refuses
+    /// MHD_queue_response until the whole request has arrived, so the rejection cannot be sent mid-upload:
+    /// read and drop up to `oversizedBodyDrainLimit` more bytes so a body that ends soon still gets its
+    /// answer, and past that return MHD_NO, which makes MHD close the connection without reading the rest.
+    private func discard(_ pieceSize: Int, context: RequestContext) -> MHD_Result {
+        if context.discardedBytes == 0 {
+            context.body = []  // free the kept part now
+        }
+        context.discardedBytes += pieceSize
+        return context.discardedBytes <= oversizedBodyDrainLimit ? .YES : .NO
     }
 
     private func reject(_ request: HTTPRequest, connection: OpaquePointer, context: RequestContext) -> MHD_Result {
@@ -127,7 +144,10 @@ final class RequestContext {
     /// The request head, set on the first access-handler call.
     var request: HTTPRequest?
     var body: [UInt8] = []
+    /// The rejection was queued on the first call (announced oversized body).
     var isRejected = false
+    /// Bytes dropped since a body of unknown length passed the limit; nonzero means "reject at the end".
+    var discardedBytes = 0
 
     init(query: String?) {
         self.query = query

@@ -109,4 +109,16 @@ import Testing
             try await eventually("request contexts released") { server.inFlightRequestCount == 0 }
         }
     }
+
+    @Test func requestAbandonedMidHeadIsReleasedWhenTheClientGoesAway() async throws {
+        try await withServer { server, client in
+            // The short timeout only makes the client give up and close; the assertion is about the server.
+            let impatient = HTTPTestClient(port: server.port, timeout: .milliseconds(300))
+            #expect(throws: HTTPTestClientError.self) {
+                try impatient.sendRaw(bytes("POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc"))
+            }
+            try await eventually("abandoned request released") { server.inFlightRequestCount == 0 }
+            #expect(try client.get("/after").status == 200)
+        }
+    }
 }

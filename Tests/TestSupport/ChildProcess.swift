@@ -1,0 +1,238 @@
+import Foundation
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Why a child process helper gave up.
+public struct ChildProcessError: Error, CustomStringConvertible {
+    /// What went wrong, with the child's recent output when it helps.
+    public let description: String
+
+    /// Creates an error with the given explanation.
+    public init(_ description: String) {
+        self.description = description
+    }
+}
+
+/// A child process for tests: stdout and stderr go to files (never a pipe that could fill up and block the child), and it is killed when the test process exits (register an atexit hook that SIGKILLs every live child).
+///
+/// Spawned with posix_spawn rather than Foundation.Process so the child starts with an empty signal mask and
+/// default signal handlers: test-runner threads block SIGTERM, and a child inheriting that would ignore `stop()`.
+// @unchecked Sendable is safe: stored properties are immutable except the exit status, which is behind a Mutex.
+public final class ChildProcess: @unchecked Sendable {
+    /// The child's process id.
+    public let pid: Int32
+    /// File receiving the child's stdout.
+    public let stdoutPath: String
+    /// File receiving the child's stderr.
+    public let stderrPath: String
+    /// The name given at start, used in file names and messages.
+    public let name: String
+    /// Exit status once reaped (exit code, or 128+signal); reaping happens under this lock so it happens once.
+    private let exitStatus = Mutex<Int32?>(nil)
+
+    /// Starts `executable` (a path, or a name looked up on PATH); a nil `environment` inherits ours, a non-nil one is merged over ours.
+    public init(executable: String, arguments: [String] = [], environment: [String: String]? = nil, name: String) throws {
+        let directory = try ChildProcessRegistry.makeDirectory(for: name)
+        self.name = name
+        stdoutPath = directory + "/stdout.log"
+        stderrPath = directory + "/stderr.log"
+
+        var mergedEnvironment = ProcessInfo.processInfo.environment
+        if let environment {
+            mergedEnvironment.merge(environment) { _, override in override }
+        }
+        pid = try Self.spawn(
+            executable: executable,
+            arguments: [executable] + arguments,
+            environment: mergedEnvironment.map { "\($0.key)=\($0.value)" },
+            stdoutPath: stdoutPath,
+            stderrPath: stderrPath)
+        ChildProcessRegistry.remember(pid)
+    }
+
+    deinit {
+        // Reap a child that already exited so it does not linger as a zombie; a live one is left to stop()/atexit.
+        _ = poll()
+    }
+
+    /// Waits for the first complete line the child writes to stdout.
+    public func firstStdoutLine(timeout: Duration) throws -> String {
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            let output = (try? String(contentsOfFile: stdoutPath, encoding: .utf8)) ?? ""
+            if let newline = output.firstIndex(of: "\n") {
+                return String(output[..<newline])
+            }
+            if !isRunning {
+                throw ChildProcessError("\(name) exited before writing a line to stdout\n\(recentOutput())")
+            }
+            if ContinuousClock.now >= deadline {
+                throw ChildProcessError("\(name) wrote no stdout line within \(timeout)\n\(recentOutput())")
+            }
+            Thread.sleep(forTimeInterval: 0.01)
+        }
+    }
+
+    /// Sends `signal` to the child, unless it has already been reaped (its pid could belong to someone else by then).
+    public func signal(_ signal: Int32) {
+        exitStatus.withLock { status in
+            if status == nil { _ = kill(pid, signal) }
+        }
+    }
+
+    /// Waits for exit; returns the exit status (or 128+signal), nil on timeout.
+    public func waitForExit(timeout: Duration) -> Int32? {
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            if let status = poll() { return status }
+            if ContinuousClock.now >= deadline { return nil }
+            Thread.sleep(forTimeInterval: 0.005)
+        }
+    }
+
+    /// True until the child has exited.
+    public var isRunning: Bool {
+        poll() == nil
+    }
+
+    /// SIGTERM, then SIGKILL after timeout; returns once the child is gone.
+    public func stop(timeout: Duration = .seconds(10)) {
+        guard isRunning else { return }
+        signal(SIGTERM)
+        if waitForExit(timeout: timeout) == nil {
+            signal(SIGKILL)
+            _ = waitForExit(timeout: .seconds(30))
+        }
+    }
+
+    /// Tail of stdout+stderr, for failure messages.
+    public func recentOutput(lines: Int = 50) -> String {
+        func tail(_ path: String) -> String {
+            let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? "<unreadable>"
+            return text.split(separator: "\n", omittingEmptySubsequences: false).suffix(lines).joined(separator: "\n")
+        }
+        return "--- \(name) stdout (\(stdoutPath)) ---\n\(tail(stdoutPath))\n--- \(name) stderr (\(stderrPath)) ---\n\(tail(stderrPath))"
+    }
+
+    /// Reaps the child without blocking; returns its exit status once it has exited.
+    private func poll() -> Int32? {
+        exitStatus.withLock { status in
+            if let status { return status }
+            var raw: Int32 = 0
+            guard waitpid(pid, &raw, WNOHANG) == pid else { return nil }
+            ChildProcessRegistry.forget(pid)
+            // WIFSIGNALED / WTERMSIG / WEXITSTATUS are macros Swift cannot import.
+            let signal = raw & 0x7F
+            let reaped = signal == 0 ? (raw >> 8) & 0xFF : 128 + signal
+            status = reaped
+            return reaped
+        }
+    }
+
+    /// posix_spawn with stdin from /dev/null, stdout/stderr to files, a clean signal state and no inherited fds.
+    private static func spawn(
+        executable: String, arguments: [String], environment: [String], stdoutPath: String, stderrPath: String
+    ) throws -> Int32 {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, stdoutPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        posix_spawn_file_actions_addopen(&actions, 2, stderrPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        // Sockets the test process holds (hiredis does not set CLOEXEC) must not stay open in the child.
+        closeInheritedDescriptors(&actions)
+
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var noSignals = sigset_t()
+        sigemptyset(&noSignals)
+        posix_spawnattr_setsigmask(&attributes, &noSignals)
+        var allSignals = sigset_t()
+        sigfillset(&allSignals)
+        posix_spawnattr_setsigdefault(&attributes, &allSignals)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+
+        let argv = arguments.map { strdup($0) } + [nil]
+        let envp = environment.map { strdup($0) } + [nil]
+        defer {
+            argv.forEach { free($0) }
+            envp.forEach { free($0) }
+        }
+        var pid: pid_t = 0
+        let result =
+            executable.contains("/")
+            ? posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
+            : posix_spawnp(&pid, executable, &actions, &attributes, argv, envp)
+        guard result == 0 else {
+            throw ChildProcessError("cannot start \(executable): \(String(cString: strerror(result)))")
+        }
+        return pid
+    }
+
+    private typealias AddCloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
+
+    /// glibc 2.34+ has posix_spawn_file_actions_addclosefrom_np, but Swift's Glibc module does not import it.
+    private static let addCloseFrom: AddCloseFrom? = {
+        guard let symbol = dlsym(dlopen(nil, RTLD_NOW), "posix_spawn_file_actions_addclosefrom_np") else { return nil }
+        return unsafeBitCast(symbol, to: AddCloseFrom.self)
+    }()
+
+    /// Makes the child close every descriptor above stderr.
+    private static func closeInheritedDescriptors(_ actions: inout posix_spawn_file_actions_t) {
+        if let addCloseFrom {
+            _ = addCloseFrom(&actions, 3)
+            return
+        }
+        // Older glibc: close what is open right now (glibc ignores EBADF for descriptors closed meanwhile).
+        let open = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
+        for fd in open.compactMap({ Int32($0) }) where fd > 2 {
+            posix_spawn_file_actions_addclose(&actions, fd)
+        }
+    }
+}
+
+/// Process-wide bookkeeping: live children to kill at exit, and a temp directory per test process.
+enum ChildProcessRegistry {
+    private static let livePIDs = Mutex<Set<Int32>>([])
+    private static let nextIndex = Atomic<Int>(0)
+
+    /// Created on first use; also installs the atexit hook exactly once.
+    static let rootDirectory: String = {
+        atexit {
+            ChildProcessRegistry.killAll()
+        }
+        let path = NSTemporaryDirectory() + "test-children-\(getpid())"
+        try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        return path
+    }()
+
+    /// A fresh, uniquely named directory under the per-process temp directory.
+    static func makeDirectory(for name: String) throws -> String {
+        let index = nextIndex.add(1, ordering: .relaxed).newValue
+        let safeName = String(name.map { $0.isLetter || $0.isNumber || $0 == "-" ? $0 : "_" })
+        let path = "\(rootDirectory)/\(index)-\(safeName)"
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        return path
+    }
+
+    static func remember(_ pid: Int32) {
+        livePIDs.withLock { _ = $0.insert(pid) }
+    }
+
+    static func forget(_ pid: Int32) {
+        livePIDs.withLock { _ = $0.remove(pid) }
+    }
+
+    /// SIGKILLs every child still alive; skips rather than deadlocks if another thread holds the lock at exit.
+    static func killAll() {
+        _ = livePIDs.withLockIfAvailable { pids in
+            for pid in pids { kill(pid, SIGKILL) }
+        }
+    }
+}
