@@ -14,7 +14,8 @@ public final class KafkaMockCluster: @unchecked Sendable {
         guard brokerCount > 0 else {
             throw KafkaError(RD_KAFKA_RESP_ERR__INVALID_ARG, message: "brokerCount must be positive, got \(brokerCount)")
         }
-        let conf = try makeRdKafkaConf([])
+        // log_level 4 (warning) drops the host's harmless "No bootstrap.servers configured" notice.
+        let conf = try makeRdKafkaConf([("log_level", "4")])
         hostHandle = try makeRdKafkaHandle(RD_KAFKA_PRODUCER, conf: conf)
         guard let cluster = rd_kafka_mock_cluster_new(hostHandle, Int32(clamping: brokerCount)) else {
             rd_kafka_destroy(hostHandle)
