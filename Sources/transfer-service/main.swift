@@ -1,1 +1,51 @@
-print("transfer-service")
+import Foundation
+import Logging
+import TransferService
+
+// Reads the configuration, starts the service and runs until SIGTERM or SIGINT.
+
+let arguments = Array(CommandLine.arguments.dropFirst())
+if arguments.contains("--help") || arguments.contains("-h") {
+    print(ServiceConfiguration.usage)
+    exit(0)
+}
+
+let configuration: ServiceConfiguration
+do {
+    configuration = try ServiceConfiguration.load(environment: ProcessInfo.processInfo.environment, arguments: arguments)
+} catch {
+    FileHandle.standardError.write(Data("transfer-service: \(error)\n".utf8))
+    exit(2)
+}
+
+LoggingSystem.bootstrap { label in
+    var handler = StreamLogHandler.standardOutput(label: label)
+    handler.logLevel = Logger.Level(rawValue: configuration.logLevel) ?? .info
+    return handler
+}
+let logger = Logger(label: "transfer-service")
+
+let application: TransferApplication
+do {
+    application = try TransferApplication(configuration: configuration, logger: logger)
+    try application.start()
+} catch {
+    logger.critical("\(error)")
+    exit(1)
+}
+
+// Signals are handled on a Dispatch queue, so stopping runs as ordinary code rather than in a signal handler.
+signal(SIGTERM, SIG_IGN)
+signal(SIGINT, SIG_IGN)
+let signalQueue = DispatchQueue(label: "signals")
+let signalSources = [SIGTERM, SIGINT].map { signalNumber in
+    let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: signalQueue)
+    source.setEventHandler {
+        logger.info("stopping", metadata: ["signal": "\(signalNumber)"])
+        application.stop()
+        exit(0)
+    }
+    source.resume()
+    return source
+}
+dispatchMain()

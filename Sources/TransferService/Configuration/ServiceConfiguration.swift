@@ -1,0 +1,146 @@
+/// Everything the service needs to run, read from environment variables and command-line flags.
+///
+/// Each setting has an environment variable named after the original sketch's constants and a matching flag
+/// (`REDIS_PORT` ↔ `--redis-port`); a flag wins over the environment, the environment over the default.
+public struct ServiceConfiguration: Sendable, Equatable {
+    public var kafkaBootstrapServers = "localhost:9092"
+    public var kafkaTopic = "money_transfers"
+    public var kafkaGroupID = "transfer-processor"
+    public var redisHost = "localhost"
+    public var redisPort = 6379
+    public var redisDatabase = 0
+    public var redisPassword: String?
+    public var httpHost = "0.0.0.0"
+    public var httpPort = 8080
+    /// libmicrohttpd worker threads; each may hold one Redis connection while it serves a request.
+    public var httpThreads = 8
+    public var logLevel = "info"
+
+    /// The defaults.
+    public init() {}
+
+    /// One setting: its environment variable, how to apply a text value, and its help line.
+    struct Setting: Sendable {
+        var environmentName: String
+        var help: String
+        var apply: @Sendable (inout ServiceConfiguration, String) throws(ConfigurationError) -> Void
+
+        /// `REDIS_PORT` → `--redis-port`.
+        var flag: String { "--" + String(environmentName.lowercased().map { $0 == "_" ? "-" : $0 }) }
+    }
+
+    static let settings: [Setting] = [
+        Setting(environmentName: "KAFKA_BOOTSTRAP_SERVERS", help: "Kafka brokers, host:port[,host:port...] (localhost:9092)") { configuration, value throws(ConfigurationError) in
+            configuration.kafkaBootstrapServers = try nonEmpty(value, "KAFKA_BOOTSTRAP_SERVERS")
+        },
+        Setting(environmentName: "KAFKA_TOPIC_TRANSFERS", help: "topic for transfer events (money_transfers)") { configuration, value throws(ConfigurationError) in
+            configuration.kafkaTopic = try topicName(value, "KAFKA_TOPIC_TRANSFERS")
+        },
+        Setting(environmentName: "KAFKA_GROUP_ID", help: "consumer group of the processor (transfer-processor)") { configuration, value throws(ConfigurationError) in
+            configuration.kafkaGroupID = try nonEmpty(value, "KAFKA_GROUP_ID")
+        },
+        Setting(environmentName: "REDIS_HOST", help: "Redis host (localhost)") { configuration, value throws(ConfigurationError) in
+            configuration.redisHost = try nonEmpty(value, "REDIS_HOST")
+        },
+        Setting(environmentName: "REDIS_PORT", help: "Redis port (6379)") { configuration, value throws(ConfigurationError) in
+            configuration.redisPort = try integer(value, "REDIS_PORT", in: 1...65535)
+        },
+        Setting(environmentName: "REDIS_DB", help: "Redis database number (0)") { configuration, value throws(ConfigurationError) in
+            configuration.redisDatabase = try integer(value, "REDIS_DB", in: 0...65535)
+        },
+        Setting(environmentName: "REDIS_PASSWORD", help: "Redis password (unset)") { configuration, value throws(ConfigurationError) in
+            configuration.redisPassword = value.isEmpty ? nil : value
+        },
+        Setting(environmentName: "HTTP_HOST", help: "address to listen on (0.0.0.0)") { configuration, value throws(ConfigurationError) in
+            configuration.httpHost = try nonEmpty(value, "HTTP_HOST")
+        },
+        Setting(environmentName: "HTTP_PORT", help: "port to listen on; 0 picks a free one (8080)") { configuration, value throws(ConfigurationError) in
+            configuration.httpPort = try integer(value, "HTTP_PORT", in: 0...65535)
+        },
+        Setting(environmentName: "HTTP_THREADS", help: "HTTP worker threads (8)") { configuration, value throws(ConfigurationError) in
+            configuration.httpThreads = try integer(value, "HTTP_THREADS", in: 1...256)
+        },
+        Setting(environmentName: "LOG_LEVEL", help: "trace, debug, info, notice, warning, error or critical (info)") {
+            configuration, value throws(ConfigurationError) in
+            let levels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
+            guard levels.contains(value) else {
+                throw ConfigurationError(setting: "LOG_LEVEL", reason: "'\(value)' is not one of \(levels.joined(separator: ", "))")
+            }
+            configuration.logLevel = value
+        },
+    ]
+
+    /// Reads the environment, then the flags (`--name value` or `--name=value`).
+    public static func load(environment: [String: String], arguments: [String]) throws(ConfigurationError) -> ServiceConfiguration {
+        var configuration = ServiceConfiguration()
+        for setting in settings {
+            if let value = environment[setting.environmentName] {
+                try setting.apply(&configuration, value)
+            }
+        }
+        var remaining = arguments[...]
+        while let argument = remaining.popFirst() {
+            let name: String
+            let value: String
+            if let equals = argument.firstIndex(of: "=") {
+                name = String(argument[..<equals])
+                value = String(argument[argument.index(after: equals)...])
+            } else {
+                name = argument
+                guard let next = remaining.popFirst() else {
+                    throw ConfigurationError(setting: argument, reason: "needs a value")
+                }
+                value = next
+            }
+            guard let setting = settings.first(where: { $0.flag == name }) else {
+                throw ConfigurationError(setting: name, reason: "is not a known option (see --help)")
+            }
+            try setting.apply(&configuration, value)
+        }
+        return configuration
+    }
+
+    /// The `--help` text: every flag, its variable and its default.
+    public static var usage: String {
+        var lines = ["usage: transfer-service [--option value ...]", "", "Options (each also read from the environment variable shown):"]
+        for setting in settings {
+            let flag = setting.flag.padding(toLength: 28, withPad: " ", startingAt: 0)
+            lines.append("  \(flag)\(setting.environmentName): \(setting.help)")
+        }
+        return lines.joined(separator: "\n")
+    }
+}
+
+/// A setting that cannot be used, named so the operator can fix it.
+public struct ConfigurationError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// The environment variable or flag.
+    public var setting: String
+    public var reason: String
+
+    public var description: String { "invalid configuration: \(setting) \(reason)" }
+}
+
+private func nonEmpty(_ value: String, _ name: String) throws(ConfigurationError) -> String {
+    guard !value.isEmpty else { throw ConfigurationError(setting: name, reason: "must not be empty") }
+    return value
+}
+
+private func integer(_ value: String, _ name: String, in range: ClosedRange<Int>) throws(ConfigurationError) -> Int {
+    guard let number = Int(value), range.contains(number) else {
+        throw ConfigurationError(setting: name, reason: "must be a whole number from \(range.lowerBound) to \(range.upperBound), not '\(value)'")
+    }
+    return number
+}
+
+/// Kafka topic names: 1 to 249 of `[a-zA-Z0-9._-]`.
+private func topicName(_ value: String, _ name: String) throws(ConfigurationError) -> String {
+    let allowed = value.utf8.allSatisfy { byte in
+        (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z")) || (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z"))
+            || (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9")) || byte == UInt8(ascii: ".")
+            || byte == UInt8(ascii: "_") || byte == UInt8(ascii: "-")
+    }
+    guard allowed, (1...249).contains(value.utf8.count), value != ".", value != ".." else {
+        throw ConfigurationError(setting: name, reason: "must be 1 to 249 characters of letters, digits, '.', '_' or '-', not '\(value)'")
+    }
+    return value
+}

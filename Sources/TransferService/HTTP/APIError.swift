@@ -1,0 +1,85 @@
+import ExactJSON
+import HTTPServer
+import Transfers
+
+/// Every way a request can fail, and the one place where failures become HTTP statuses and
+/// `application/problem+json` bodies (RFC 9457).
+public enum APIError: Error, Sendable {
+    case invalidRequest(TransferValidationError)
+    case unsupportedMediaType(found: String?)
+    case bodyTooLarge(limit: Int)
+    case invalidTransferID(String)
+    case transferNotFound(TransferID)
+    case routeNotFound(path: String)
+    case methodNotAllowed(method: String, allowed: [String])
+    case dependencyUnavailable(name: String, reason: String)
+    case internalError(String)
+
+    /// Maps a repository failure: Redis being away is a 503, anything else is our fault.
+    init(_ error: RepositoryError) {
+        switch error {
+        case .unavailable(let redisError): self = .dependencyUnavailable(name: "Redis", reason: redisError.description)
+        default: self = .internalError(error.description)
+        }
+    }
+
+    /// The problem-details response for this error.
+    var response: HTTPResponse {
+        var problem = JSONObject()
+        var headers: HTTPHeaders = [:]
+        let status: Int
+        let type: String
+        let title: String
+        let detail: String
+        switch self {
+        case .invalidRequest(.malformedJSON(let reason)):
+            (status, type, title) = (400, "malformed-json", "Malformed JSON")
+            detail = "The request body is not valid JSON: \(reason)."
+        case .invalidRequest(.notAnObject(let found)):
+            (status, type, title) = (400, "malformed-json", "Malformed JSON")
+            detail = "The request body must be a JSON object, not \(found)."
+        case .invalidRequest(.invalidFields(let problems)):
+            (status, type, title) = (422, "invalid-fields", "Invalid transfer request")
+            detail = TransferValidationError.invalidFields(problems).description
+            problem["errors"] = .array(problems.map {
+                .object(JSONObject(["field": .string($0.field), "detail": .string($0.reason)]))
+            })
+        case .unsupportedMediaType(let found):
+            (status, type, title) = (415, "unsupported-media-type", "Unsupported media type")
+            detail = "The request body must be sent as application/json" + (found.map { ", not \($0)." } ?? ".")
+            headers.add(name: "Accept-Post", value: "application/json")
+        case .bodyTooLarge(let limit):
+            (status, type, title) = (413, "body-too-large", "Request body too large")
+            detail = "The request body must be at most \(limit) bytes."
+        case .invalidTransferID(let text):
+            (status, type, title) = (400, "invalid-transfer-id", "Invalid transfer id")
+            detail = "'\(text.prefix(80))' is not a transfer id; transfer ids are UUIDs."
+        case .transferNotFound(let id):
+            (status, type, title) = (404, "transfer-not-found", "Transfer not found")
+            detail = "There is no transfer \(id)."
+        case .routeNotFound(let path):
+            (status, type, title) = (404, "not-found", "Not found")
+            detail = "There is no resource at \(path.prefix(200))."
+        case .methodNotAllowed(let method, let allowed):
+            (status, type, title) = (405, "method-not-allowed", "Method not allowed")
+            detail = "\(method.prefix(20)) is not allowed here; use \(allowed.joined(separator: " or "))."
+            headers.add(name: "Allow", value: allowed.joined(separator: ", "))
+        case .dependencyUnavailable(let name, _):
+            (status, type, title) = (503, "dependency-unavailable", "Service unavailable")
+            detail = "\(name) is unavailable; nothing was changed. Retry shortly."
+            headers.add(name: "Retry-After", value: "1")
+        case .internalError:
+            (status, type, title) = (500, "internal-error", "Internal error")
+            detail = "The service failed to handle the request."
+        }
+        problem["type"] = .string(Self.typeBase + type)
+        problem["title"] = .string(title)
+        problem["status"] = .number(String(status))
+        problem["detail"] = .string(detail)
+        headers.add(name: "Content-Type", value: "application/problem+json")
+        return HTTPResponse(status: status, headers: headers, body: Array(JSONValue.object(problem).serialized.utf8))
+    }
+
+    /// Problem type URIs: `tag:` URIs (RFC 4151), which name a kind of problem without pretending to be a web page.
+    static let typeBase = "tag:transfer-service,2026:problem:"
+}

@@ -1,0 +1,86 @@
+import HTTPServer
+import KafkaClient
+import Logging
+import RedisClient
+
+/// The whole service: HTTP API, outbox publisher and background consumer, started and stopped together.
+public final class TransferApplication: Sendable {
+    public let configuration: ServiceConfiguration
+    private let logger: Logger
+    private let publisher: OutboxPublisher
+    private let processor: TransferProcessor
+    private let server: HTTPServer
+
+    /// Builds every part from `configuration`; nothing runs until `start`.
+    public init(configuration: ServiceConfiguration, logger: Logger) throws(StartupError) {
+        self.configuration = configuration
+        self.logger = logger
+        let pool = RedisConnectionPool(
+            configuration: RedisConfiguration(
+                host: configuration.redisHost, port: configuration.redisPort, password: configuration.redisPassword,
+                database: configuration.redisDatabase
+            ),
+            maxIdleConnections: configuration.httpThreads + 4
+        )
+        let repository = TransferRepository(pool: pool)
+        do {
+            publisher = try OutboxPublisher(
+                topic: configuration.kafkaTopic,
+                producerConfiguration: KafkaProducerConfiguration(bootstrapServers: configuration.kafkaBootstrapServers),
+                repository: repository, logger: logger
+            )
+            processor = try TransferProcessor(
+                topic: configuration.kafkaTopic,
+                consumerConfiguration: KafkaConsumerConfiguration(
+                    bootstrapServers: configuration.kafkaBootstrapServers, groupId: configuration.kafkaGroupID
+                ),
+                repository: repository, logger: logger
+            )
+        } catch {
+            throw StartupError(component: "Kafka client", reason: error.description)
+        }
+        var httpConfiguration = HTTPServerConfiguration(host: configuration.httpHost, port: configuration.httpPort)
+        httpConfiguration.threadCount = configuration.httpThreads
+        server = HTTPServer(
+            configuration: httpConfiguration,
+            responder: TransferRoutes(repository: repository, publisher: publisher, logger: logger)
+        )
+    }
+
+    /// The port the HTTP server listens on (useful when configured with port 0).
+    public var httpPort: Int { server.port }
+
+    /// Starts the consumer, the outbox sweeper and then the HTTP server.
+    public func start() throws(StartupError) {
+        processor.start()
+        publisher.startSweeping()
+        do {
+            try server.start()
+        } catch {
+            throw StartupError(component: "HTTP server", reason: error.description)
+        }
+        logger.info(
+            "transfer service started",
+            metadata: [
+                "http": "\(configuration.httpHost):\(server.port)", "kafka": "\(configuration.kafkaBootstrapServers)",
+                "topic": "\(configuration.kafkaTopic)", "redis": "\(configuration.redisHost):\(configuration.redisPort)",
+            ]
+        )
+    }
+
+    /// Stops taking requests, finishes in-flight ones, stops the consumer after its current event (committing its
+    /// offsets) and flushes the producer.
+    public func stop() {
+        server.stop()
+        processor.stop()
+        publisher.shutdown(timeout: .seconds(5))
+        logger.info("transfer service stopped")
+    }
+}
+
+/// A part of the service that could not start.
+public struct StartupError: Error, Sendable, CustomStringConvertible {
+    public var component: String
+    public var reason: String
+    public var description: String { "\(component) failed to start: \(reason)" }
+}

@@ -1,0 +1,122 @@
+import Dispatch
+import KafkaClient
+import Logging
+import Synchronization
+import Transfers
+
+/// Publishes transfer events to Kafka from the Redis outbox, so that a transfer answered 202 is never lost.
+///
+/// A new transfer's event is sent at once (`publish`). Its outbox entry is removed only when Kafka's delivery
+/// report confirms it; an entry still there when its lease runs out (a failed delivery, Kafka unreachable, or a
+/// crash before the report) is claimed by the sweeper of any instance and sent again. Resending is harmless: the
+/// consumer's version check turns a duplicate into a logged conflict.
+public final class OutboxPublisher: Sendable {
+    /// How long a sent entry is left alone before it is considered lost and sent again.
+    public static let leaseMilliseconds: Int64 = 5_000
+    /// How often the sweeper looks for due entries.
+    static let sweepInterval: DispatchTimeInterval = .seconds(1)
+    static let sweepBatchSize = 500
+
+    private let topic: String
+    private let repository: TransferRepository
+    private let producer: KafkaProducer
+    private let logger: Logger
+    private let sweepQueue = DispatchQueue(label: "outbox-sweeper")
+    private let isShutDown = Atomic<Bool>(false)
+
+    /// A publisher sending to `topic` through a producer configured from `producerConfiguration`.
+    public init(
+        topic: String, producerConfiguration: KafkaProducerConfiguration, repository: TransferRepository, logger: Logger
+    ) throws(KafkaError) {
+        self.topic = topic
+        self.repository = repository
+        self.logger = logger
+        producer = try KafkaProducer(
+            configuration: producerConfiguration,
+            onDeliveryReports: { [repository, logger] reports in
+                OutboxPublisher.handle(reports, repository: repository, logger: logger)
+            },
+            onError: { [logger] error in
+                logger.warning("Kafka producer error", metadata: ["error": "\(error)"])
+            }
+        )
+    }
+
+    /// Sends a just-created transfer's event. A failure here is only logged: the outbox entry stays, and the
+    /// sweeper sends it again once its lease runs out.
+    public func publish(_ transfer: Transfer) {
+        send(Array(transfer.json.utf8), key: transfer.id.rawValue)
+    }
+
+    /// Starts the periodic sweep of due outbox entries.
+    public func startSweeping() {
+        sweepQueue.asyncAfter(deadline: .now() + Self.sweepInterval) { [self] in
+            guard !isShutDown.load(ordering: .relaxed) else { return }
+            sweep()
+            startSweeping()
+        }
+    }
+
+    /// Stops sweeping and waits up to `timeout` for outstanding deliveries (whose entries are then removed).
+    public func shutdown(timeout: Duration) {
+        isShutDown.store(true, ordering: .relaxed)
+        sweepQueue.sync {}  // lets a sweep in progress finish
+        producer.shutdown(timeout: timeout)
+    }
+
+    /// Sends every entry that is due, in batches, until none is left.
+    func sweep() {
+        while true {
+            let entries: [[UInt8]]
+            do {
+                entries = try repository.claimDueOutboxEntries(
+                    now: .now(), leaseMilliseconds: Self.leaseMilliseconds, limit: Self.sweepBatchSize
+                )
+            } catch {
+                logger.warning("cannot read the outbox", metadata: ["error": "\(error)"])
+                return
+            }
+            guard !entries.isEmpty else { return }
+            logger.info("resending outbox entries", metadata: ["count": "\(entries.count)"])
+            for entry in entries {
+                // The entry is the event JSON; its transfer id is the message key.
+                let key = (try? Transfer(json: entry))?.id.rawValue
+                send(entry, key: key)
+            }
+            if entries.count < Self.sweepBatchSize { return }
+        }
+    }
+
+    private func send(_ event: [UInt8], key: String?) {
+        do {
+            try producer.send(topic: topic, key: key.map { Array($0.utf8) }, value: event)
+        } catch {
+            logger.warning(
+                "cannot hand the event to Kafka yet; the outbox will resend it",
+                metadata: ["transfer_id": "\(key ?? "?")", "error": "\(error)"]
+            )
+        }
+    }
+
+    /// Removes the outbox entries of delivered events, in one Redis call per batch of reports.
+    private static func handle(_ reports: [KafkaDeliveryReport], repository: TransferRepository, logger: Logger) {
+        var delivered: [[UInt8]] = []
+        delivered.reserveCapacity(reports.count)
+        for report in reports {
+            if let error = report.error {
+                logger.warning(
+                    "Kafka did not take the event; the outbox will resend it",
+                    metadata: ["transfer_id": "\(report.key.map { String(decoding: $0, as: UTF8.self) } ?? "?")", "error": "\(error)"]
+                )
+            } else {
+                delivered.append(report.value)
+            }
+        }
+        do {
+            try repository.removeOutboxEntries(delivered)
+        } catch {
+            // The entries stay and are sent again later; the consumer's version check absorbs the duplicates.
+            logger.warning("cannot remove delivered events from the outbox", metadata: ["error": "\(error)"])
+        }
+    }
+}

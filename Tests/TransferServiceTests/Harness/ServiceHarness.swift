@@ -1,0 +1,159 @@
+import Foundation
+import KafkaClient
+import RedisClient
+import TestSupport
+import Transfers
+
+/// The built executables, found beside the test binary (the test target depends on them, so they are built).
+enum Products {
+    static let directory: String = {
+        let testBinary = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+        return testBinary.deletingLastPathComponent().path
+    }()
+
+    static func path(_ name: String) -> String { directory + "/" + name }
+}
+
+/// One `dev-kafka` for the whole test run: librdkafka's mock cluster, as a child process on loopback ports.
+final class DevKafka: Sendable {
+    static let shared: DevKafka = {
+        do {
+            return try DevKafka()
+        } catch {
+            fatalError("cannot start dev-kafka: \(error)")
+        }
+    }()
+
+    let process: ChildProcess
+    let bootstrapServers: String
+
+    private init() throws {
+        process = try ChildProcess(executable: Products.path("dev-kafka"), arguments: [], name: "dev-kafka")
+        bootstrapServers = try process.firstStdoutLine(timeout: .seconds(30))
+    }
+}
+
+/// A running transfer service with its own redis-server, on the shared dev-kafka, driven over real HTTP.
+final class ServiceHarness: Sendable {
+    /// The instance most tests share: topic `money_transfers`, its own consumer group.
+    static let shared: ServiceHarness = {
+        do {
+            return try ServiceHarness(topic: "money_transfers", groupID: "transfer-processor-tests")
+        } catch {
+            fatalError("cannot start the service: \(error)")
+        }
+    }()
+
+    let redisServer: RedisServer
+    let service: ChildProcess
+    let http: HTTPTestClient
+    let redis: RedisConnectionPool
+    let topic: String
+    private let producer: KafkaProducer
+
+    init(topic: String, groupID: String) throws {
+        self.topic = topic
+        redisServer = try RedisServer.start(appendOnly: true)
+        let httpPort = FreePort.find()
+        service = try ChildProcess(
+            executable: Products.path("transfer-service"),
+            environment: [
+                "KAFKA_BOOTSTRAP_SERVERS": DevKafka.shared.bootstrapServers,
+                "KAFKA_TOPIC_TRANSFERS": topic,
+                "KAFKA_GROUP_ID": groupID,
+                "REDIS_HOST": "127.0.0.1",
+                "REDIS_PORT": String(redisServer.port),
+                "HTTP_HOST": "127.0.0.1",
+                "HTTP_PORT": String(httpPort),
+            ],
+            name: "transfer-service-\(httpPort)"
+        )
+        http = HTTPTestClient(port: httpPort)
+        redis = RedisConnectionPool(configuration: RedisConfiguration(host: "127.0.0.1", port: redisServer.port))
+        producer = try KafkaProducer(
+            configuration: KafkaProducerConfiguration(bootstrapServers: DevKafka.shared.bootstrapServers),
+            onDeliveryReports: { _ in }
+        )
+        try waitUntilServing()
+    }
+
+    /// Waits until the service answers HTTP (a 404 for an unknown transfer proves routes and Redis both work).
+    private func waitUntilServing() throws {
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline {
+            if let response = try? http.get("/transfers/\(TransferID.random())"), response.status == 404 {
+                return
+            }
+            guard service.isRunning else { break }
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        throw HarnessError("the service did not start serving:\n\(service.recentOutput())")
+    }
+
+    // MARK: Redis
+
+    /// The raw stored value of `transfer:<id>`.
+    func storedRecord(_ id: String) throws -> String? {
+        let reply = try redis.withConnection { try $0.command(["GET", "transfer:\(id)"]) }
+        return reply.string
+    }
+
+    /// Stores a raw value under `transfer:<id>`, as another writer (the sketch) would.
+    func storeRecord(_ id: String, _ json: String) throws {
+        _ = try redis.withConnection { try $0.command(["SET", "transfer:\(id)", json]) }
+    }
+
+    /// The number of keys in the service's Redis database.
+    func keyCount() throws -> Int64 {
+        try redis.withConnection { try $0.command(["DBSIZE"]) }.integer ?? -1
+    }
+
+    // MARK: Kafka
+
+    /// Publishes a raw message on the service's topic and waits until Kafka has it.
+    func publish(key: String?, value: [UInt8]) throws {
+        try producer.send(topic: topic, key: key.map { Array($0.utf8) }, value: value)
+        guard producer.flush(timeout: .seconds(30)) else { throw HarnessError("the message was not delivered") }
+    }
+
+    func publish(key: String?, _ value: String) throws {
+        try publish(key: key, value: Array(value.utf8))
+    }
+
+    /// Waits until the consumer has processed everything published before now with message key `key`: sends an
+    /// event with the same key (so the same partition, behind them) for a transfer Redis does not have, and waits
+    /// for the consumer to recreate it.
+    func waitUntilConsumed(key: String) throws {
+        let marker = TransferID.random()
+        try publish(key: key, Self.sketchJSON(id: marker.rawValue, version: 1, status: "initiated"))
+        _ = try waitForStoredTransfer(marker.rawValue) { $0.status == .completed }
+    }
+
+    // MARK: Waiting
+
+    /// Polls Redis until the stored transfer satisfies `condition`.
+    func waitForStoredTransfer(_ id: String, timeout: TimeInterval = 60, until condition: (Transfer) -> Bool) throws -> Transfer {
+        let deadline = Date().addingTimeInterval(timeout)
+        var last: String?
+        while Date() < deadline {
+            last = try storedRecord(id)
+            if let last, let transfer = try? Transfer(json: Array(last.utf8)), condition(transfer) {
+                return transfer
+            }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        throw HarnessError("transfer \(id) did not reach the expected state; last stored: \(last ?? "nothing")\n\(service.recentOutput())")
+    }
+
+    /// A record or event exactly as the original sketch's Python writes it (`json.dumps`: spaces after separators).
+    static func sketchJSON(
+        id: String, version: Int, status: String, amount: String = "100.5", sender: String = "alice", receiver: String = "bob"
+    ) -> String {
+        #"{"transfer_id": "\#(id)", "sender_id": "\#(sender)", "receiver_id": "\#(receiver)", "amount": \#(amount), "status": "\#(status)", "version": \#(version)}"#
+    }
+}
+
+struct HarnessError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
