@@ -42,6 +42,8 @@ public struct HTTPResponse: Sendable {
 public enum HTTPRequestRejection: Sendable, Equatable {
     /// The body is, or grew, larger than `HTTPServerConfiguration.maxBodySize`.
     case bodyTooLarge(limit: Int)
+    /// The body came without Content-Length while `requiresContentLength` is set.
+    case lengthRequired
 }
 
 /// The application: turns requests into responses. Called on the server's worker threads; may block briefly.

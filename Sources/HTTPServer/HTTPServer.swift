@@ -25,7 +25,8 @@ public final class HTTPServer: Sendable {
         self.dispatcher = RequestDispatcher(
             responder: responder,
             maxBodySize: max(configuration.maxBodySize, 0),
-            oversizedBodyDrainLimit: max(configuration.oversizedBodyDrainLimit, 0))
+            oversizedBodyDrainLimit: max(configuration.oversizedBodyDrainLimit, 0),
+            requiresContentLength: configuration.requiresContentLength)
     }
 
     deinit {

@@ -8,6 +8,10 @@ public struct HTTPServerConfiguration: Sendable {
     public var threadCount: Int = 8
     /// Larger bodies are rejected with `.bodyTooLarge` without reading them all.
     public var maxBodySize: Int = 1 << 20
+    /// Rejects a body sent without Content-Length (chunked) with `.lengthRequired`, before reading any of it.
+    /// libmicrohttpd 0.9.75 cannot answer in the middle of an upload, so this is the only way for every
+    /// oversized body to get its rejection response instead of a closed connection.
+    public var requiresContentLength = false
     /// A body of unknown length (chunked) that passes `maxBodySize` cannot be answered mid-upload with
     /// libmicrohttpd 0.9.75; up to this many further bytes are read and dropped so that a body ending soon
     /// still gets the rejection response. Past it the connection is closed without a response.

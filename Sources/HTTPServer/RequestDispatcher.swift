@@ -7,13 +7,15 @@ final class RequestDispatcher: Sendable {
     let responder: any HTTPResponder
     let maxBodySize: Int
     let oversizedBodyDrainLimit: Int
+    let requiresContentLength: Bool
     /// Requests whose context exists (URI seen) and whose completion MHD has not yet reported.
     let activeRequests = Atomic<Int>(0)
     /// Set by stop(): responses then carry "Connection: close" so keep-alive clients go away.
     let isDraining = Atomic<Bool>(false)
 
-    init(responder: any HTTPResponder, maxBodySize: Int, oversizedBodyDrainLimit: Int) {
+    init(responder: any HTTPResponder, maxBodySize: Int, oversizedBodyDrainLimit: Int, requiresContentLength: Bool) {
         self.responder = responder
+        self.requiresContentLength = requiresContentLength
         self.maxBodySize = maxBodySize
         self.oversizedBodyDrainLimit = oversizedBodyDrainLimit
     }
@@ -46,7 +48,7 @@ final class RequestDispatcher: Sendable {
         }
         if context.isRejected { return .YES }
         if context.discardedBytes > 0 {
-            return reject(request, connection: connection, context: context)
+            return reject(request, .bodyTooLarge(limit: maxBodySize), connection: connection, context: context)
         }
         // Move the body out so the request holds the only reference (no copy on later mutation).
         request.body = context.body
@@ -73,9 +75,11 @@ final class RequestDispatcher: Sendable {
         context.request = request
         if let lengthText = request.headers["Content-Length"], let length = Int(lengthText), length > 0 {
             if length > maxBodySize {
-                return reject(request, connection: connection, context: context)
+                return reject(request, .bodyTooLarge(limit: maxBodySize), connection: connection, context: context)
             }
             context.body.reserveCapacity(length)
+        } else if requiresContentLength, request.headers["Transfer-Encoding"] != nil {
+            return reject(request, .lengthRequired, connection: connection, context: context)
         }
         return .YES
     }
@@ -92,10 +96,12 @@ final class RequestDispatcher: Sendable {
         return context.discardedBytes <= oversizedBodyDrainLimit ? .YES : .NO
     }
 
-    private func reject(_ request: HTTPRequest, connection: OpaquePointer, context: RequestContext) -> MHD_Result {
+    private func reject(
+        _ request: HTTPRequest, _ rejection: HTTPRequestRejection, connection: OpaquePointer, context: RequestContext
+    ) -> MHD_Result {
         context.isRejected = true
         context.body = []
-        let response = responder.respond(to: .bodyTooLarge(limit: maxBodySize), for: request)
+        let response = responder.respond(to: rejection, for: request)
         return queue(response, on: connection, forceClose: true)
     }
 
@@ -144,7 +150,7 @@ final class RequestContext {
     /// The request head, set on the first access-handler call.
     var request: HTTPRequest?
     var body: [UInt8] = []
-    /// The rejection was queued on the first call (announced oversized body).
+    /// The rejection was queued on the first call (announced oversized body, or no Content-Length when required).
     var isRejected = false
     /// Bytes dropped since a body of unknown length passed the limit; nonzero means "reject at the end".
     var discardedBytes = 0

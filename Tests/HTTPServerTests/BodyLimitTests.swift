@@ -70,6 +70,20 @@ final class CountingResponder: HTTPResponder {
         }
     }
 
+    @Test func chunkedBodyIsRefusedBeforeAnyOfItIsReadWhenContentLengthIsRequired() async throws {
+        let responder = CountingResponder()
+        try await withServer(responder, configure: { $0.requiresContentLength = true }) { _, client in
+            // Only the head: an answer proves the server did not wait for the body.
+            let response = try client.sendRaw(bytes(
+                "POST /stream HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"))
+            #expect(response.status == 411)
+            #expect(responder.rejections.load(ordering: .relaxed) == 1)
+            #expect(responder.responses.load(ordering: .relaxed) == 0)
+            let withLength = try client.send(method: "POST", path: "/p", body: Array("ok".utf8))
+            #expect(withLength.status == 200)
+        }
+    }
+
     @Test func chunkedBodyPastTheLimitThatEndsSoonGetsTheRejection() async throws {
         let responder = CountingResponder()
         try await withServer(responder, configure: { $0.maxBodySize = 1024 }) { server, client in

@@ -8,6 +8,7 @@ public enum APIError: Error, Sendable {
     case invalidRequest(TransferValidationError)
     case unsupportedMediaType(found: String?)
     case bodyTooLarge(limit: Int)
+    case lengthRequired
     case invalidTransferID(String)
     case transferNotFound(TransferID)
     case routeNotFound(path: String)
@@ -51,6 +52,9 @@ public enum APIError: Error, Sendable {
         case .bodyTooLarge(let limit):
             (status, type, title) = (413, "body-too-large", "Request body too large")
             detail = "The request body must be at most \(limit) bytes."
+        case .lengthRequired:
+            (status, type, title) = (411, "length-required", "Length required")
+            detail = "The request body must be sent with a Content-Length header, not chunked."
         case .invalidTransferID(let text):
             (status, type, title) = (400, "invalid-transfer-id", "Invalid transfer id")
             detail = "'\(text.prefix(80))' is not a transfer id; transfer ids are UUIDs."

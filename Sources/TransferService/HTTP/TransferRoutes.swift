@@ -52,6 +52,7 @@ public struct TransferRoutes: HTTPResponder {
     public func respond(to rejection: HTTPRequestRejection, for request: HTTPRequest) -> HTTPResponse {
         switch rejection {
         case .bodyTooLarge(let limit): APIError.bodyTooLarge(limit: limit).response
+        case .lengthRequired: APIError.lengthRequired.response
         }
     }
 

@@ -41,6 +41,8 @@ public final class TransferApplication: Sendable {
         }
         var httpConfiguration = HTTPServerConfiguration(host: configuration.httpHost, port: configuration.httpPort)
         httpConfiguration.threadCount = configuration.httpThreads
+        // With a known length, every oversized body is refused with 413 before any of it is read.
+        httpConfiguration.requiresContentLength = true
         server = HTTPServer(
             configuration: httpConfiguration,
             responder: TransferRoutes(repository: repository, publisher: publisher, logger: logger)
