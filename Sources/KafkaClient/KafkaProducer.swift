@@ -218,7 +218,8 @@ extension KafkaDeliveryReport {
             offset: message.pointee.offset,
             key: message.keyBytes,
             value: message.valueBytes,
-            error: message.error
+            // Not rd_kafka_message_errstr: in a delivery report the payload is the message itself, not error text.
+            error: message.pointee.err == RD_KAFKA_RESP_ERR_NO_ERROR ? nil : KafkaError(message.pointee.err)
         )
     }
 }
