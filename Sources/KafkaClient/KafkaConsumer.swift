@@ -1,12 +1,15 @@
 import CRdKafka
 
-/// A group consumer. Not thread-safe: poll it from one thread (a background DispatchQueue in the service).
+/// A group consumer. Poll it from one thread (a background DispatchQueue in the service); `close` (and the
+/// other calls) may come from any thread: close waits for a running poll to return, after which calls throw _STATE.
 ///
 /// At-least-once: offsets are committed (automatically, and on `commit`/`close`) only for messages passed to
 /// `storeOffset`, so a message polled but not stored is redelivered to the group after this consumer leaves.
-public final class KafkaConsumer {
-    /// Nil once closed.
-    private var handle: OpaquePointer?
+/// Sendable so it can move onto the polling queue: librdkafka consumer calls are thread-safe, and the gate keeps
+/// close from destroying the handle under a running call.
+public final class KafkaConsumer: @unchecked Sendable {
+    private let handle: OpaquePointer
+    private let gate = ClientGate(closedMessage: "consumer is closed")
 
     /// Creates the consumer; it joins the group on `subscribe`.
     public init(configuration: KafkaConsumerConfiguration) throws(KafkaError) {
@@ -23,7 +26,10 @@ public final class KafkaConsumer {
 
     /// Subscribes to the topics (replacing any previous subscription); partitions are assigned by the group.
     public func subscribe(topics: [String]) throws(KafkaError) {
-        let handle = try openHandle()
+        try gate.withCall { () throws(KafkaError) in try subscribeUnguarded(topics: topics) }
+    }
+
+    private func subscribeUnguarded(topics: [String]) throws(KafkaError) {
         let list = rd_kafka_topic_partition_list_new(Int32(clamping: topics.count))!
         defer { rd_kafka_topic_partition_list_destroy(list) }
         for topic in topics {
@@ -38,7 +44,10 @@ public final class KafkaConsumer {
     /// The next message, or nil when none arrived within the timeout. Partition EOF is not an error (nil/skip).
     /// Other consumer errors are thrown (callers log them and keep polling).
     public func poll(timeout: Duration) throws(KafkaError) -> KafkaMessage? {
-        let handle = try openHandle()
+        try gate.withCall { () throws(KafkaError) in try pollUnguarded(timeout: timeout) }
+    }
+
+    private func pollUnguarded(timeout: Duration) throws(KafkaError) -> KafkaMessage? {
         guard let polled = rd_kafka_consumer_poll(handle, timeout.wholeMilliseconds) else { return nil }
         defer { rd_kafka_message_destroy(polled) }
         let message = UnsafePointer(polled)
@@ -60,7 +69,10 @@ public final class KafkaConsumer {
     /// Throws (_STATE) if its partition is no longer assigned to this consumer, e.g. after a rebalance:
     /// then the message will be redelivered to its new owner.
     public func storeOffset(of message: KafkaMessage) throws(KafkaError) {
-        let handle = try openHandle()
+        try gate.withCall { () throws(KafkaError) in try storeOffsetUnguarded(of: message) }
+    }
+
+    private func storeOffsetUnguarded(of message: KafkaMessage) throws(KafkaError) {
         let list = rd_kafka_topic_partition_list_new(1)!
         defer { rd_kafka_topic_partition_list_destroy(list) }
         let entry = rd_kafka_topic_partition_list_add(list, message.topic, message.partition)!
@@ -81,25 +93,20 @@ public final class KafkaConsumer {
 
     /// Commits the stored offsets synchronously. Having nothing new to commit is not an error.
     public func commit() throws(KafkaError) {
-        let handle = try openHandle()
-        let err = rd_kafka_commit(handle, nil, 0)
-        if err != RD_KAFKA_RESP_ERR_NO_ERROR && err != RD_KAFKA_RESP_ERR__NO_OFFSET {
-            throw KafkaError(err)
+        try gate.withCall { () throws(KafkaError) in
+            let err = rd_kafka_commit(handle, nil, 0)
+            if err != RD_KAFKA_RESP_ERR_NO_ERROR && err != RD_KAFKA_RESP_ERR__NO_OFFSET {
+                throw KafkaError(err)
+            }
         }
     }
 
     /// Commits, leaves the group (rd_kafka_consumer_close) and destroys the handle. Idempotent.
     /// Commit errors are dropped here (close cannot throw); call `commit()` first to see them.
     public func close() {
-        guard let handle else { return }
-        self.handle = nil
+        guard gate.closeAndWaitForCalls() else { return }
         _ = rd_kafka_commit(handle, nil, 0)
         _ = rd_kafka_consumer_close(handle)
         rd_kafka_destroy(handle)
-    }
-
-    private func openHandle() throws(KafkaError) -> OpaquePointer {
-        guard let handle else { throw KafkaError.clientState("consumer is closed") }
-        return handle
     }
 }

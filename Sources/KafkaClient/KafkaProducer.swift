@@ -51,16 +51,22 @@ public final class KafkaProducer: Sendable {
 
     /// Waits until every enqueued message has a delivery report (true) or the timeout passes (false).
     /// "Has a report" means the report handler has returned for it. Returns true at once after shutdown.
+    /// Do not call it from the report handler: it would wait for itself until the timeout.
     public func flush(timeout: Duration) -> Bool {
-        client.withOpenHandle { handle in
-            rd_kafka_flush(handle, timeout.wholeMilliseconds) == RD_KAFKA_RESP_ERR_NO_ERROR
-        } ?? true
+        (try? client.flush(timeout: timeout)) ?? true
     }
 
     /// Flushes, stops the poll thread and destroys the handle. Idempotent. (deinit also cleans up.)
     /// Messages still undelivered after `timeout` are purged: their failed reports reach the handler first.
+    /// Called from a handler (on the poll thread), it cannot wait for reports: it purges at once and the
+    /// poll thread destroys the handle when the handler returns.
     public func shutdown(timeout: Duration) {
-        guard client.close() else { return }
+        guard client.gate.closeAndWaitForCalls() else { return }
+        if pollThread.isCurrentThread {
+            client.purgeUndelivered()
+            pollThread.stopWithoutJoining()
+            return
+        }
         client.drain(timeout: timeout)
         pollThread.stopAndJoin()
         client.destroy()
@@ -68,21 +74,17 @@ public final class KafkaProducer: Sendable {
 }
 
 /// The librdkafka producer handle plus what the poll thread needs; shared by KafkaProducer and its poll thread.
-/// Safe to share: librdkafka handles are thread-safe, the handlers are Sendable, and the only mutable state
-/// (open/closed and in-flight call count) is behind a Mutex, which also keeps `destroy` from racing a call.
+/// Safe to share: librdkafka handles are thread-safe, the handlers are Sendable, the flags are atomic, and
+/// the gate keeps `destroy` from running under any call.
 final class ProducerClient: @unchecked Sendable {
     private let handle: OpaquePointer
     private let mainQueue: OpaquePointer
     private let onDeliveryReports: @Sendable ([KafkaDeliveryReport]) -> Void
     private let onError: @Sendable (KafkaError) -> Void
-    private let state = Mutex(State())
+    let gate = ClientGate(closedMessage: "producer is shut down")
     let stopRequested = Atomic<Bool>(false)
-
-    private struct State {
-        var isOpen = true
-        /// Calls (flush) that use the handle outside the lock; destroy waits for them to finish.
-        var callsInProgress = 0
-    }
+    /// Set when shutdown ran on the poll thread itself: the loop then destroys the handle as it exits.
+    let destroyWhenLoopExits = Atomic<Bool>(false)
 
     init(
         handle: OpaquePointer,
@@ -95,16 +97,19 @@ final class ProducerClient: @unchecked Sendable {
         self.onError = onError
     }
 
-    /// Enqueues one message; the lock is held only for the (non-blocking) enqueue so close cannot race it.
+    /// Enqueues one message (non-blocking).
     func produce(topic: String, key: [UInt8]?, value: [UInt8], headers: [KafkaHeader]) throws(KafkaError) {
-        let failure: KafkaError? = state.withLock { state in
-            guard state.isOpen else { return KafkaError.clientState("producer is shut down") }
-            return produceUnlocked(topic: topic, key: key, value: value, headers: headers)
+        try gate.withCall { () throws(KafkaError) in
+            if let failure = enqueue(topic: topic, key: key, value: value, headers: headers) { throw failure }
         }
-        if let failure { throw failure }
     }
 
-    private func produceUnlocked(topic: String, key: [UInt8]?, value: [UInt8], headers: [KafkaHeader]) -> KafkaError? {
+    /// rd_kafka_flush through the gate: true when everything has been reported.
+    func flush(timeout: Duration) throws(KafkaError) -> Bool {
+        try gate.withCall { rd_kafka_flush(handle, timeout.wholeMilliseconds) == RD_KAFKA_RESP_ERR_NO_ERROR }
+    }
+
+    private func enqueue(topic: String, key: [UInt8]?, value: [UInt8], headers: [KafkaHeader]) -> KafkaError? {
         // Ownership of the header list passes to the message only when produceva succeeds.
         let headerList = headers.isEmpty ? nil : KafkaHeader.makeCHeaders(headers)
         let error: OpaquePointer? = topic.withCString { topicName in
@@ -130,39 +135,22 @@ final class ProducerClient: @unchecked Sendable {
         return KafkaError(consuming: error)
     }
 
-    /// Runs `body` with the handle unless the producer is closed (then returns nil); destroy waits for it.
-    func withOpenHandle<Result>(_ body: (OpaquePointer) -> Result) -> Result? {
-        let isOpen = state.withLock { state in
-            guard state.isOpen else { return false }
-            state.callsInProgress += 1
-            return true
-        }
-        guard isOpen else { return nil }
-        defer { state.withLock { $0.callsInProgress -= 1 } }
-        return body(handle)
-    }
-
-    /// Refuses further sends and flushes; returns false if it was already closed.
-    func close() -> Bool {
-        state.withLock { state in
-            defer { state.isOpen = false }
-            return state.isOpen
-        }
-    }
-
-    /// After close: waits up to `timeout` for outstanding reports, then purges the rest so that their
+    /// After the gate closed: waits up to `timeout` for outstanding reports, then purges the rest so that their
     /// failed reports still reach the handler (served by the still-running poll thread).
     func drain(timeout: Duration) {
         if rd_kafka_flush(handle, timeout.wholeMilliseconds) == RD_KAFKA_RESP_ERR_NO_ERROR { return }
-        _ = rd_kafka_purge(handle, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT)
+        purgeUndelivered()
         // Purged messages get their reports promptly; this bound only guards against a stuck handler.
         _ = rd_kafka_flush(handle, 5_000)
     }
 
-    /// Frees the handle. Only after close, drain and the poll thread has stopped.
+    /// Fails every message not yet delivered; their reports (_PURGE_QUEUE/_PURGE_INFLIGHT) follow on the queue.
+    func purgeUndelivered() {
+        _ = rd_kafka_purge(handle, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT)
+    }
+
+    /// Frees the handle. Only after the gate closed and the poll loop has stopped.
     func destroy() {
-        // Wait out flush calls that began before close; they end by their own timeout.
-        while state.withLock({ $0.callsInProgress }) > 0 { usleep(1_000) }
         rd_kafka_queue_destroy(mainQueue)
         rd_kafka_destroy(handle)
     }
@@ -194,6 +182,7 @@ final class ProducerClient: @unchecked Sendable {
             // Destroying the events releases their messages; only then does flush() count them as done.
             for event in events { rd_kafka_event_destroy(event) }
         }
+        if destroyWhenLoopExits.load(ordering: .acquiring) { destroy() }
     }
 
     private func errorFromEvent(_ event: OpaquePointer) -> KafkaError {
@@ -257,6 +246,19 @@ final class PollThread: Sendable {
         }, context)
         precondition(result == 0, "pthread_create failed: \(result)")
         self.thread = Mutex(thread)
+    }
+
+    /// True when called on the poll thread, i.e. from inside a handler.
+    var isCurrentThread: Bool {
+        thread.withLock { thread in thread.map { pthread_equal($0, pthread_self()) != 0 } ?? false }
+    }
+
+    /// From the poll thread itself: lets the loop end after the current handler and destroy the handle.
+    func stopWithoutJoining() {
+        guard let thread = self.thread.withLock({ thread in defer { thread = nil }; return thread }) else { return }
+        client.destroyWhenLoopExits.store(true, ordering: .releasing)
+        client.stopRequested.store(true, ordering: .releasing)
+        pthread_detach(thread)
     }
 
     /// Asks the loop to stop, wakes it and waits for it to exit. Idempotent.

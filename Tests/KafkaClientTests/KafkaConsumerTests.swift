@@ -1,4 +1,5 @@
 import KafkaClient
+import Synchronization
 import Testing
 
 /// Each test forms a consumer group on its own mock cluster; the first join takes about 3 seconds.
@@ -75,6 +76,37 @@ import Testing
         #expect(polled.map(\.offset) == [0, 1])
         #expect(redelivered.map(\.offset) == [1, 2])
         #expect(redelivered.first.map { text($0.value) } == "value-1")
+    }
+
+    @Test func closeFromAnotherThreadEndsAPollLoopWithAStateError() async throws {
+        let cluster = try KafkaMockCluster(brokerCount: 1)
+        let topic = uniqueTopic("close-while-polling")
+        try cluster.createTopic(topic, partitions: 1, replicationFactor: 1)
+        let consumer = try KafkaConsumer(
+            configuration: KafkaConsumerConfiguration(bootstrapServers: cluster.bootstrapServers, groupId: topic)
+        )
+        try consumer.subscribe(topics: [topic])
+        // The loop a service would run on its background queue: poll until the consumer is closed.
+        let pollsStarted = Atomic<Int>(0)
+        let pollLoop = Task.detached { () -> KafkaError in
+            while true {
+                do throws(KafkaError) {
+                    pollsStarted.add(1, ordering: .relaxed)
+                    _ = try consumer.poll(timeout: .milliseconds(500))
+                } catch where error.name == "_STATE" {
+                    return error
+                } catch {
+                    continue
+                }
+            }
+        }
+        // Close only once the loop is polling, so close has to wait for a running poll.
+        while pollsStarted.load(ordering: .relaxed) == 0 { await Task.yield() }
+
+        consumer.close()
+
+        let error = await pollLoop.value
+        #expect(error.message == "consumer is closed")
     }
 
     @Test func usingAClosedConsumerThrowsAndCloseIsIdempotent() throws {

@@ -1,4 +1,5 @@
 import KafkaClient
+import Synchronization
 import Testing
 
 @Suite struct KafkaProducerTests {
@@ -108,5 +109,27 @@ import Testing
             _ = try KafkaProducer(configuration: configuration, onDeliveryReports: { _ in })
         }
         #expect(error?.description.contains("no.such.property") == true)
+    }
+
+    @Test func shutdownCalledFromTheReportHandlerStopsTheProducerWithoutDeadlock() async throws {
+        let cluster = try KafkaMockCluster(brokerCount: 1)
+        let producerBox = Mutex<KafkaProducer?>(nil)
+        let (shutdownDone, signalShutdownDone) = AsyncStream.makeStream(of: Void.self)
+        let producer = try KafkaProducer(
+            configuration: KafkaProducerConfiguration(bootstrapServers: cluster.bootstrapServers),
+            onDeliveryReports: { _ in
+                producerBox.withLock { $0 }?.shutdown(timeout: .seconds(5))
+                signalShutdownDone.yield()
+            }
+        )
+        producerBox.withLock { $0 = producer }
+
+        try producer.send(topic: uniqueTopic("self-shutdown"), key: nil, value: [1])
+        var iterator = shutdownDone.makeAsyncIterator()
+        await iterator.next()
+
+        let error = #expect(throws: KafkaError.self) { try producer.send(topic: "any", key: nil, value: [2]) }
+        #expect(error?.name == "_STATE")
+        producerBox.withLock { $0 = nil }
     }
 }
