@@ -47,9 +47,17 @@ let package = Package(
             dependencies: ["TransferService", .product(name: "Logging", package: "swift-log")]
         ),
         .executableTarget(name: "dev-kafka", dependencies: ["KafkaClient"]),
+        // Load generation and measurement helpers for scripts/bench.
+        .executableTarget(name: "transfer-bench", dependencies: ["KafkaClient", "RedisClient", "Transfers"]),
 
         // Helpers for tests: child processes, free ports, a real redis-server, a raw HTTP client.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
+        // The built service, a redis-server and the shared dev-kafka, started as child processes for tests.
+        .target(
+            name: "ServiceTestSupport",
+            dependencies: ["TestSupport", "RedisClient", "KafkaClient", "Transfers"],
+            path: "Tests/ServiceTestSupport"
+        ),
 
         .testTarget(name: "ExactJSONTests", dependencies: ["ExactJSON"]),
         .testTarget(name: "TransfersTests", dependencies: ["Transfers"]),
@@ -60,7 +68,16 @@ let package = Package(
             name: "TransferServiceTests",
             dependencies: [
                 "TransferService", "Transfers", "ExactJSON", "RedisClient", "KafkaClient", "TestSupport",
+                "ServiceTestSupport",
                 // Built so the tests can run the real binaries as child processes.
+                "transfer-service", "dev-kafka",
+            ]
+        ),
+        // Crashes, restarts, outages and hostile traffic against real processes.
+        .testTarget(
+            name: "FaultInjectionTests",
+            dependencies: [
+                "Transfers", "ExactJSON", "RedisClient", "KafkaClient", "TestSupport", "ServiceTestSupport",
                 "transfer-service", "dev-kafka",
             ]
         ),

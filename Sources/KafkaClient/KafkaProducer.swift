@@ -56,6 +56,11 @@ public final class KafkaProducer: Sendable {
         (try? client.flush(timeout: timeout)) ?? true
     }
 
+    /// Asks the cluster for its metadata: succeeds when a broker answered within `timeout` (a readiness check).
+    public func checkClusterReachable(timeout: Duration) throws(KafkaError) {
+        try client.requestMetadata(timeout: timeout)
+    }
+
     /// Flushes, stops the poll thread and destroys the handle. Idempotent. (deinit also cleans up.)
     /// Messages still undelivered after `timeout` are purged: their failed reports reach the handler first.
     /// Called from a handler (on the poll thread), it cannot wait for reports: it purges at once and the
@@ -101,6 +106,16 @@ final class ProducerClient: @unchecked Sendable {
     func produce(topic: String, key: [UInt8]?, value: [UInt8], headers: [KafkaHeader]) throws(KafkaError) {
         try gate.withCall { () throws(KafkaError) in
             if let failure = enqueue(topic: topic, key: key, value: value, headers: headers) { throw failure }
+        }
+    }
+
+    /// A metadata request for the brokers only (no topics); throws when no broker answers in time.
+    func requestMetadata(timeout: Duration) throws(KafkaError) {
+        try gate.withCall { () throws(KafkaError) in
+            var metadata: UnsafePointer<rd_kafka_metadata>?
+            let err = rd_kafka_metadata(handle, 0, nil, &metadata, timeout.wholeMilliseconds)
+            if let metadata { rd_kafka_metadata_destroy(metadata) }
+            guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError(err) }
         }
     }
 

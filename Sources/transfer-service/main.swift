@@ -7,15 +7,22 @@ import TransferService
 let arguments = Array(CommandLine.arguments.dropFirst())
 if arguments.contains("--help") || arguments.contains("-h") {
     print(ServiceConfiguration.usage)
+    print("\n`transfer-service healthcheck` exits 0 when the local service answers GET /healthz with 200.")
     exit(0)
 }
 
+let isHealthCheck = arguments.first == "healthcheck"
 let configuration: ServiceConfiguration
 do {
-    configuration = try ServiceConfiguration.load(environment: ProcessInfo.processInfo.environment, arguments: arguments)
+    configuration = try ServiceConfiguration.load(
+        environment: ProcessInfo.processInfo.environment, arguments: Array(arguments.dropFirst(isHealthCheck ? 1 : 0))
+    )
 } catch {
     FileHandle.standardError.write(Data("transfer-service: \(error)\n".utf8))
     exit(2)
+}
+if isHealthCheck {
+    exit(HealthProbe.run(port: configuration.httpPort))
 }
 
 LoggingSystem.bootstrap { label in

@@ -1,3 +1,4 @@
+import ServiceTestSupport
 import Foundation
 import Testing
 import TestSupport

@@ -1,3 +1,4 @@
+import ServiceTestSupport
 import ExactJSON
 import Foundation
 import KafkaClient

@@ -45,7 +45,10 @@ public final class TransferApplication: Sendable {
         httpConfiguration.requiresContentLength = true
         server = HTTPServer(
             configuration: httpConfiguration,
-            responder: TransferRoutes(repository: repository, publisher: publisher, logger: logger)
+            responder: ServiceRoutes(
+                repository: repository, publisher: publisher,
+                readinessCheck: ReadinessCheck(repository: repository, publisher: publisher), logger: logger
+            )
         )
     }
 

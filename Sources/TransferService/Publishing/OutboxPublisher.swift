@@ -48,6 +48,11 @@ public final class OutboxPublisher: Sendable {
         send(Array(transfer.json.utf8), key: transfer.id.rawValue)
     }
 
+    /// Throws when no Kafka broker answers a metadata request within `timeout`.
+    public func checkKafkaReachable(timeout: Duration) throws(KafkaError) {
+        try producer.checkClusterReachable(timeout: timeout)
+    }
+
     /// Starts the periodic sweep of due outbox entries.
     public func startSweeping() {
         sweepQueue.asyncAfter(deadline: .now() + Self.sweepInterval) { [self] in

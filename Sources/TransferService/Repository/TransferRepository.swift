@@ -90,6 +90,11 @@ public struct TransferRepository: Sendable {
         return Int(reply.integer ?? 0)
     }
 
+    /// Throws unless Redis answers PING.
+    public func ping() throws(RepositoryError) {
+        _ = try withConnection { connection throws(RedisError) in try connection.command(["PING"]) }
+    }
+
     private func run(_ script: RedisScript, keys: [String], arguments: [String]) throws(RepositoryError) -> RedisReply {
         try withConnection { connection throws(RedisError) in
             try script.run(on: connection, keys: keys, arguments: arguments)

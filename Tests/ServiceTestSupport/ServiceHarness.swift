@@ -5,18 +5,18 @@ import TestSupport
 import Transfers
 
 /// The built executables, found beside the test binary (the test target depends on them, so they are built).
-enum Products {
-    static let directory: String = {
+public enum Products {
+    public static let directory: String = {
         let testBinary = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
         return testBinary.deletingLastPathComponent().path
     }()
 
-    static func path(_ name: String) -> String { directory + "/" + name }
+    public static func path(_ name: String) -> String { directory + "/" + name }
 }
 
 /// One `dev-kafka` for the whole test run: librdkafka's mock cluster, as a child process on loopback ports.
-final class DevKafka: Sendable {
-    static let shared: DevKafka = {
+public final class DevKafka: Sendable {
+    public static let shared: DevKafka = {
         do {
             return try DevKafka()
         } catch {
@@ -24,8 +24,8 @@ final class DevKafka: Sendable {
         }
     }()
 
-    let process: ChildProcess
-    let bootstrapServers: String
+    public let process: ChildProcess
+    public let bootstrapServers: String
 
     private init() throws {
         process = try ChildProcess(executable: Products.path("dev-kafka"), arguments: [], name: "dev-kafka")
@@ -33,10 +33,10 @@ final class DevKafka: Sendable {
     }
 }
 
-/// A running transfer service with its own redis-server, on the shared dev-kafka, driven over real HTTP.
-final class ServiceHarness: Sendable {
+/// A running transfer service (the built binary, as a child process) with its own redis-server, on the shared dev-kafka, driven over real HTTP.
+public final class ServiceHarness: Sendable {
     /// The instance most tests share: topic `money_transfers`, its own consumer group.
-    static let shared: ServiceHarness = {
+    public static let shared: ServiceHarness = {
         do {
             return try ServiceHarness(topic: "money_transfers", groupID: "transfer-processor-tests")
         } catch {
@@ -44,14 +44,14 @@ final class ServiceHarness: Sendable {
         }
     }()
 
-    let redisServer: RedisServer
-    let service: ChildProcess
-    let http: HTTPTestClient
-    let redis: RedisConnectionPool
-    let topic: String
+    public let redisServer: RedisServer
+    public let service: ChildProcess
+    public let http: HTTPTestClient
+    public let redis: RedisConnectionPool
+    public let topic: String
     private let producer: KafkaProducer
 
-    init(topic: String, groupID: String) throws {
+    public init(topic: String, groupID: String) throws {
         self.topic = topic
         redisServer = try RedisServer.start(appendOnly: true)
         let httpPort = FreePort.find()
@@ -93,37 +93,37 @@ final class ServiceHarness: Sendable {
     // MARK: Redis
 
     /// The raw stored value of `transfer:<id>`.
-    func storedRecord(_ id: String) throws -> String? {
+    public func storedRecord(_ id: String) throws -> String? {
         let reply = try redis.withConnection { try $0.command(["GET", "transfer:\(id)"]) }
         return reply.string
     }
 
     /// Stores a raw value under `transfer:<id>`, as another writer (the sketch) would.
-    func storeRecord(_ id: String, _ json: String) throws {
+    public func storeRecord(_ id: String, _ json: String) throws {
         _ = try redis.withConnection { try $0.command(["SET", "transfer:\(id)", json]) }
     }
 
     /// The number of keys in the service's Redis database.
-    func keyCount() throws -> Int64 {
+    public func keyCount() throws -> Int64 {
         try redis.withConnection { try $0.command(["DBSIZE"]) }.integer ?? -1
     }
 
     // MARK: Kafka
 
     /// Publishes a raw message on the service's topic and waits until Kafka has it.
-    func publish(key: String?, value: [UInt8]) throws {
+    public func publish(key: String?, value: [UInt8]) throws {
         try producer.send(topic: topic, key: key.map { Array($0.utf8) }, value: value)
         guard producer.flush(timeout: .seconds(30)) else { throw HarnessError("the message was not delivered") }
     }
 
-    func publish(key: String?, _ value: String) throws {
+    public func publish(key: String?, _ value: String) throws {
         try publish(key: key, value: Array(value.utf8))
     }
 
     /// Waits until the consumer has processed everything published before now with message key `key`: sends an
     /// event with the same key (so the same partition, behind them) for a transfer Redis does not have, and waits
     /// for the consumer to recreate it.
-    func waitUntilConsumed(key: String) throws {
+    public func waitUntilConsumed(key: String) throws {
         let marker = TransferID.random()
         try publish(key: key, Self.sketchJSON(id: marker.rawValue, version: 1, status: "initiated"))
         _ = try waitForStoredTransfer(marker.rawValue) { $0.status == .completed }
@@ -132,7 +132,7 @@ final class ServiceHarness: Sendable {
     // MARK: Waiting
 
     /// Polls Redis until the stored transfer satisfies `condition`.
-    func waitForStoredTransfer(_ id: String, timeout: TimeInterval = 60, until condition: (Transfer) -> Bool) throws -> Transfer {
+    public func waitForStoredTransfer(_ id: String, timeout: TimeInterval = 60, until condition: (Transfer) -> Bool) throws -> Transfer {
         let deadline = Date().addingTimeInterval(timeout)
         var last: String?
         while Date() < deadline {
@@ -146,14 +146,14 @@ final class ServiceHarness: Sendable {
     }
 
     /// A record or event exactly as the original sketch's Python writes it (`json.dumps`: spaces after separators).
-    static func sketchJSON(
+    public static func sketchJSON(
         id: String, version: Int, status: String, amount: String = "100.5", sender: String = "alice", receiver: String = "bob"
     ) -> String {
         #"{"transfer_id": "\#(id)", "sender_id": "\#(sender)", "receiver_id": "\#(receiver)", "amount": \#(amount), "status": "\#(status)", "version": \#(version)}"#
     }
 }
 
-struct HarnessError: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
+public struct HarnessError: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
 }

@@ -3,27 +3,34 @@ import HTTPServer
 import Logging
 import Transfers
 
-/// The HTTP API: `POST /transfers` and `GET /transfers/{id}`, mapped onto the domain and the repository.
-public struct TransferRoutes: HTTPResponder {
+/// The HTTP API: `POST /transfers` and `GET /transfers/{id}` mapped onto the domain and the repository, plus the
+/// health endpoints.
+public struct ServiceRoutes: HTTPResponder {
     /// The operations of the API; the router maps method and path to one of them.
     private enum Operation: Sendable {
         case createTransfer
         case getTransfer
+        case liveness
+        case readiness
     }
 
     private let repository: TransferRepository
     private let publisher: OutboxPublisher
+    private let readinessCheck: ReadinessCheck
     private let logger: Logger
     private let router: Router<Operation>
 
     /// Routes backed by `repository`, publishing new transfers with `publisher`.
-    public init(repository: TransferRepository, publisher: OutboxPublisher, logger: Logger) {
+    public init(repository: TransferRepository, publisher: OutboxPublisher, readinessCheck: ReadinessCheck, logger: Logger) {
         self.repository = repository
         self.publisher = publisher
+        self.readinessCheck = readinessCheck
         self.logger = logger
         var router = Router<Operation>()
         router.add("POST", "/transfers", .createTransfer)
         router.add("GET", "/transfers/:id", .getTransfer)
+        router.add("GET", "/healthz", .liveness)
+        router.add("GET", "/readyz", .readiness)
         self.router = router
     }
 
@@ -34,6 +41,11 @@ public struct TransferRoutes: HTTPResponder {
                 return try createTransfer(request)
             case .found(.getTransfer, let parameters):
                 return try getTransfer(id: parameters["id"] ?? "")
+            case .found(.liveness, _):
+                return Self.jsonResponse(#"{"status":"alive"}"#, status: 200)
+            case .found(.readiness, _):
+                try readinessCheck.run()
+                return Self.jsonResponse(#"{"status":"ready"}"#, status: 200)
             case .methodNotAllowed(let allowed):
                 throw APIError.methodNotAllowed(method: request.method, allowed: allowed)
             case .notFound:
@@ -99,7 +111,11 @@ public struct TransferRoutes: HTTPResponder {
     }
 
     private static func transferResponse(_ transfer: Transfer, status: Int) -> HTTPResponse {
-        HTTPResponse(status: status, headers: ["Content-Type": "application/json"], body: Array(transfer.json.utf8))
+        jsonResponse(transfer.json, status: status)
+    }
+
+    private static func jsonResponse(_ json: String, status: Int) -> HTTPResponse {
+        HTTPResponse(status: status, headers: ["Content-Type": "application/json"], body: Array(json.utf8))
     }
 
     /// True for `application/json`, with or without parameters such as `; charset=utf-8`, in any letter case.

@@ -1,0 +1,28 @@
+/// Whether the service can do its work: Redis answers and a Kafka broker answers a metadata request.
+public struct ReadinessCheck: Sendable {
+    /// How long a Kafka broker has to answer; readiness probes are short.
+    static let kafkaTimeout: Duration = .seconds(1)
+
+    private let repository: TransferRepository
+    private let publisher: OutboxPublisher
+
+    /// Checks the dependencies behind `repository` and `publisher`.
+    public init(repository: TransferRepository, publisher: OutboxPublisher) {
+        self.repository = repository
+        self.publisher = publisher
+    }
+
+    /// Throws `dependencyUnavailable` naming the first dependency that does not answer.
+    func run() throws(APIError) {
+        do {
+            try repository.ping()
+        } catch {
+            throw .dependencyUnavailable(name: "Redis", reason: error.description)
+        }
+        do {
+            try publisher.checkKafkaReachable(timeout: Self.kafkaTimeout)
+        } catch {
+            throw .dependencyUnavailable(name: "Kafka", reason: error.description)
+        }
+    }
+}
