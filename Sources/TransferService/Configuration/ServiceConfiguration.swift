@@ -6,6 +6,8 @@ public struct ServiceConfiguration: Sendable, Equatable {
     public var kafkaBootstrapServers = "localhost:9092"
     public var kafkaTopic = "money_transfers"
     public var kafkaGroupID = "transfer-processor"
+    /// How long the group waits for a silent consumer before giving its partitions to others (librdkafka's default).
+    public var kafkaSessionTimeoutMilliseconds = 45_000
     public var redisHost = "localhost"
     public var redisPort = 6379
     public var redisDatabase = 0
@@ -38,6 +40,10 @@ public struct ServiceConfiguration: Sendable, Equatable {
         },
         Setting(environmentName: "KAFKA_GROUP_ID", help: "consumer group of the processor (transfer-processor)") { configuration, value throws(ConfigurationError) in
             configuration.kafkaGroupID = try nonEmpty(value, "KAFKA_GROUP_ID")
+        },
+        Setting(environmentName: "KAFKA_SESSION_TIMEOUT_MS", help: "consumer group session timeout in ms (45000)") {
+            configuration, value throws(ConfigurationError) in
+            configuration.kafkaSessionTimeoutMilliseconds = try integer(value, "KAFKA_SESSION_TIMEOUT_MS", in: 1_000...3_600_000)
         },
         Setting(environmentName: "REDIS_HOST", help: "Redis host (localhost)") { configuration, value throws(ConfigurationError) in
             configuration.redisHost = try nonEmpty(value, "REDIS_HOST")

@@ -29,11 +29,15 @@ public final class TransferApplication: Sendable {
                 producerConfiguration: KafkaProducerConfiguration(bootstrapServers: configuration.kafkaBootstrapServers),
                 repository: repository, logger: logger
             )
+            var consumerConfiguration = KafkaConsumerConfiguration(
+                bootstrapServers: configuration.kafkaBootstrapServers, groupId: configuration.kafkaGroupID
+            )
+            let sessionTimeout = configuration.kafkaSessionTimeoutMilliseconds
+            consumerConfiguration.properties["session.timeout.ms"] = String(sessionTimeout)
+            consumerConfiguration.properties["heartbeat.interval.ms"] = String(min(3_000, sessionTimeout / 3))
             processor = try TransferProcessor(
                 topic: configuration.kafkaTopic,
-                consumerConfiguration: KafkaConsumerConfiguration(
-                    bootstrapServers: configuration.kafkaBootstrapServers, groupId: configuration.kafkaGroupID
-                ),
+                consumerConfiguration: consumerConfiguration,
                 repository: repository, logger: logger
             )
         } catch {
