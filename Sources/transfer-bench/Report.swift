@@ -54,9 +54,11 @@ enum Report {
                 problems.append("\(name) is missing")
                 return nil
             }
+            // The test name (first field) repeats the command, record JSON and its commas included; the seven
+            // numeric fields after it (rps, then latencies) are counted from the end.
             for line in text.split(separator: "\n") where !line.hasPrefix("\"test\"") {
                 let fields = line.split(separator: ",").map { $0.trimmingCharacters(in: CharacterSet(charactersIn: "\"")) }
-                if fields.count > 1, let rate = Double(fields[1]) { return rate }
+                if fields.count >= 8, let rate = Double(fields[fields.count - 7]) { return rate }
             }
             problems.append("\(name) has no rate")
             return nil
