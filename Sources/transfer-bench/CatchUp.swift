@@ -111,6 +111,8 @@ enum CatchUpWatch {
             let count = state["count"] as? Int, let topic = state["topic"] as? String,
             let partitions = state["partitions"] as? [[String: Any]]
         else { throw BenchError("unreadable state file") }
+        // Optional: fail at once, not at the timeout, when the service dies (or is killed by someone else).
+        let servicePID = try? options.integer("service-pid")
         let firstKeys = partitions.compactMap { $0["first"] as? String }.map { "transfer:\($0)" }
         let lastKeys = partitions.compactMap { $0["last"] as? String }.map { "transfer:\($0)" }
         let redis = try RedisConnection(configuration: RedisConfiguration(
@@ -127,6 +129,9 @@ enum CatchUpWatch {
         while allCompletedAt == nil {
             let now = monotonicNanoseconds()
             guard now - startedAt < timeout else { throw BenchError("the backlog was not completed within the timeout") }
+            if let pid = servicePID, !FileManager.default.fileExists(atPath: "/proc/\(pid)") {
+                throw BenchError("the service (pid \(pid)) exited before the backlog was completed")
+            }
             if firstCompletedAt == nil, try completedCount(firstKeys) > 0 { firstCompletedAt = now }
             if firstCompletedAt != nil, try completedCount(lastKeys) == lastKeys.count { allCompletedAt = now }
             if allCompletedAt == nil { sleep(untilMonotonic: now + 5_000_000) }
