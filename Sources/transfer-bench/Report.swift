@@ -163,6 +163,17 @@ enum Report {
         if let seconds = number(drain, "seconds") {
             output += "after the POST runs the consumer needed \(format(seconds)) s more to reach lag 0 on the main topic\n"
         }
+        // Offset resets mean the mock cluster dropped events before the consumer read them (never completed).
+        let resets = ["offset-resets.count", "catchup-offset-resets.count"].map { name in
+            (try? String(contentsOf: directory.appendingPathComponent(name), encoding: .utf8)).flatMap {
+                Int($0.trimmingCharacters(in: .whitespacesAndNewlines))
+            } ?? 0
+        }
+        if resets[0] > 0 {
+            output += "WARNING: the consumer fell so far behind during the POST runs that dev-kafka dropped events it had not read "
+            output += "(\(resets[0]) offset resets); those transfers stay initiated\n"
+        }
+        if resets[1] > 0 { problems.append("catch-up: \(resets[1]) offset resets, events were dropped before they were consumed") }
         for problem in problems { output += "PROBLEM: \(problem)\n" }
         print(output, terminator: "")
 
@@ -185,6 +196,8 @@ enum Report {
                                ("end_to_end", endToEnd), ("catch_up", catchUp), ("drain_after_posts", drain)] {
             phases[name] = object
         }
+        phases["offset_resets_during_posts"] = resets[0]
+        phases["offset_resets_during_catch_up"] = resets[1]
         phases["peak_rss_kilobytes"] = rssKilobytes
         document["phases"] = phases
         let data = try JSONSerialization.data(withJSONObject: document, options: [.prettyPrinted, .sortedKeys])
