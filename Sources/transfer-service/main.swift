@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Logging
 import TransferService
 
@@ -42,15 +43,29 @@ do {
 }
 
 // Signals are handled on a Dispatch queue, so stopping runs as ordinary code rather than in a signal handler.
+// The first SIGTERM or SIGINT stops gracefully, within `shutdownLimit`; a second one exits at once.
+let shutdownLimit = 9.5
+let isStopping = Atomic<Bool>(false)
 signal(SIGTERM, SIG_IGN)
 signal(SIGINT, SIG_IGN)
 let signalQueue = DispatchQueue(label: "signals")
 let signalSources = [SIGTERM, SIGINT].map { signalNumber in
     let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: signalQueue)
     source.setEventHandler {
+        if isStopping.exchange(true, ordering: .relaxed) {
+            logger.warning("second signal: exiting at once", metadata: ["signal": "\(signalNumber)"])
+            exit(1)
+        }
         logger.info("stopping", metadata: ["signal": "\(signalNumber)"])
-        application.stop()
-        exit(0)
+        // Stopping blocks; it runs on its own thread so that a second signal is still heard.
+        Thread.detachNewThread {
+            application.stop()
+            exit(0)
+        }
+        DispatchQueue.global().asyncAfter(deadline: .now() + shutdownLimit) {
+            logger.error("graceful shutdown took too long; exiting (the outbox and uncommitted offsets make up for it)")
+            exit(1)
+        }
     }
     source.resume()
     return source

@@ -59,21 +59,7 @@ import Transfers
 
     @Test func publishedMessageIsKeyedByTransferIDAndCarriesTheSketchFields() throws {
         let (id, _) = try createTransfer()
-        var configuration = KafkaConsumerConfiguration(
-            bootstrapServers: DevKafka.shared.bootstrapServers, groupId: "inspector-\(UUID().uuidString)"
-        )
-        configuration.autoOffsetReset = "earliest"
-        let consumer = try KafkaConsumer(configuration: configuration)
-        defer { consumer.close() }
-        try consumer.subscribe(topics: [harness.topic])
-        let deadline = Date().addingTimeInterval(60)
-        var found: KafkaMessage?
-        while found == nil, Date() < deadline {
-            if let message = try consumer.poll(timeout: .milliseconds(200)), message.key == Array(id.utf8) {
-                found = message
-            }
-        }
-        let message = try #require(found, "no message with key \(id)")
+        let message = try #require(try messages(in: harness.topic, withKey: id, count: 1).first, "no message with key \(id)")
         #expect(try JSONValue.parse(message.value) == .object(JSONObject([
             "transfer_id": .string(id), "sender_id": .string("alice"), "receiver_id": .string("bob"),
             "amount": .number("100.5"), "status": .string("initiated"), "version": .number("1"),
@@ -139,6 +125,31 @@ import Transfers
         }
         // The marker shares the partition and comes after the poison: it is processed only if they were skipped.
         try harness.waitUntilConsumed(key: key)
+
+        // Each one was parked in the dead-letter topic, unchanged, with its reason.
+        let deadLetters = try messages(in: harness.topic + ".dlq", withKey: key, count: poison.count)
+        #expect(deadLetters.map(\.value) == poison)
+        for message in deadLetters {
+            let reason = message.headers.first { $0.key == "reason" }.map { String(decoding: $0.value, as: UTF8.self) }
+            #expect(reason?.isEmpty == false, "no reason header on \(message)")
+        }
+    }
+
+    /// Reads `topic` from the start in a fresh group until `count` messages with `key` were seen (in order).
+    private func messages(in topic: String, withKey key: String, count: Int) throws -> [KafkaMessage] {
+        let consumer = try KafkaConsumer(configuration: KafkaConsumerConfiguration(
+            bootstrapServers: DevKafka.shared.bootstrapServers, groupId: "inspector-\(UUID().uuidString)"
+        ))
+        defer { consumer.close() }
+        try consumer.subscribe(topics: [topic])
+        let deadline = Date().addingTimeInterval(60)
+        var found: [KafkaMessage] = []
+        while found.count < count, Date() < deadline {
+            if let message = try consumer.poll(timeout: .milliseconds(200)), message.key == Array(key.utf8) {
+                found.append(message)
+            }
+        }
+        return found
     }
 
     @Test func thousandConcurrentCreatesAllComplete() throws {

@@ -1,3 +1,5 @@
+import RedisClient
+
 /// Everything the service needs to run, read from environment variables and command-line flags.
 ///
 /// Each setting has an environment variable named after the original sketch's constants and a matching flag
@@ -14,12 +16,25 @@ public struct ServiceConfiguration: Sendable, Equatable {
     public var redisPassword: String?
     public var httpHost = "0.0.0.0"
     public var httpPort = 8080
+    /// The longest an HTTP request may wait on Redis (connect plus command), in milliseconds.
+    public var requestTimeoutMilliseconds = 5_000
     /// libmicrohttpd worker threads; each may hold one Redis connection while it serves a request.
     public var httpThreads = 8
     public var logLevel = "info"
 
     /// The defaults.
     public init() {}
+
+    /// Redis settings whose connect and command timeouts together stay within the request timeout, since a request
+    /// makes at most one connect and one command.
+    public var redis: RedisConfiguration {
+        let budget = Duration.milliseconds(requestTimeoutMilliseconds)
+        let connectTimeout = min(budget / 4, .seconds(1))
+        return RedisConfiguration(
+            host: redisHost, port: redisPort, password: redisPassword, database: redisDatabase,
+            connectTimeout: connectTimeout, commandTimeout: budget - connectTimeout
+        )
+    }
 
     /// One setting: its environment variable, how to apply a text value, and its help line.
     struct Setting: Sendable {
@@ -62,6 +77,10 @@ public struct ServiceConfiguration: Sendable, Equatable {
         },
         Setting(environmentName: "HTTP_PORT", help: "port to listen on; 0 picks a free one (8080)") { configuration, value throws(ConfigurationError) in
             configuration.httpPort = try integer(value, "HTTP_PORT", in: 0...65535)
+        },
+        Setting(environmentName: "REQUEST_TIMEOUT_MS", help: "longest an HTTP request waits on Redis, in ms (5000)") {
+            configuration, value throws(ConfigurationError) in
+            configuration.requestTimeoutMilliseconds = try integer(value, "REQUEST_TIMEOUT_MS", in: 100...600_000)
         },
         Setting(environmentName: "HTTP_THREADS", help: "HTTP worker threads (8)") { configuration, value throws(ConfigurationError) in
             configuration.httpThreads = try integer(value, "HTTP_THREADS", in: 1...256)

@@ -15,18 +15,13 @@ public final class TransferApplication: Sendable {
     public init(configuration: ServiceConfiguration, logger: Logger) throws(StartupError) {
         self.configuration = configuration
         self.logger = logger
-        let pool = RedisConnectionPool(
-            configuration: RedisConfiguration(
-                host: configuration.redisHost, port: configuration.redisPort, password: configuration.redisPassword,
-                database: configuration.redisDatabase
-            ),
-            maxIdleConnections: configuration.httpThreads + 4
-        )
+        let pool = RedisConnectionPool(configuration: configuration.redis, maxIdleConnections: configuration.httpThreads + 4)
         let repository = TransferRepository(pool: pool)
         do {
+            let producerConfiguration = KafkaProducerConfiguration(bootstrapServers: configuration.kafkaBootstrapServers)
             publisher = try OutboxPublisher(
                 topic: configuration.kafkaTopic,
-                producerConfiguration: KafkaProducerConfiguration(bootstrapServers: configuration.kafkaBootstrapServers),
+                producerConfiguration: producerConfiguration,
                 repository: repository, logger: logger
             )
             var consumerConfiguration = KafkaConsumerConfiguration(
@@ -38,6 +33,7 @@ public final class TransferApplication: Sendable {
             processor = try TransferProcessor(
                 topic: configuration.kafkaTopic,
                 consumerConfiguration: consumerConfiguration,
+                deadLetterProducerConfiguration: producerConfiguration,
                 repository: repository, logger: logger
             )
         } catch {
@@ -47,6 +43,8 @@ public final class TransferApplication: Sendable {
         httpConfiguration.threadCount = configuration.httpThreads
         // With a known length, every oversized body is refused with 413 before any of it is read.
         httpConfiguration.requiresContentLength = true
+        // In-flight requests are bounded by the request timeout; do not wait longer than that at shutdown.
+        httpConfiguration.drainTimeout = .milliseconds(configuration.requestTimeoutMilliseconds + 500)
         server = HTTPServer(
             configuration: httpConfiguration,
             responder: ServiceRoutes(
@@ -82,7 +80,7 @@ public final class TransferApplication: Sendable {
     public func stop() {
         server.stop()
         processor.stop()
-        publisher.shutdown(timeout: .seconds(5))
+        publisher.shutdown(timeout: .seconds(2))
         logger.info("transfer service stopped")
     }
 }

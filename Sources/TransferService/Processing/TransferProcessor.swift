@@ -8,9 +8,11 @@ import Transfers
 ///
 /// Runs on its own Dispatch queue. A message's offset is stored for commit only after its update succeeded, so a
 /// crash replays it, which the version check makes harmless. Redis being down is retried with backoff, never
-/// skipped; a message that is not a transfer event is logged and skipped.
+/// skipped; a message that can never be processed (not a transfer event, or its stored record is unreadable) is
+/// sent to `<topic>.dlq` with the reason, and skipped once Kafka has it.
 public final class TransferProcessor: Sendable {
     private let consumer: ConsumerBox
+    private let deadLetters: DeadLetterPublisher
     private let repository: TransferRepository
     private let logger: Logger
     private let queue = DispatchQueue(label: "transfer-processor")
@@ -19,8 +21,10 @@ public final class TransferProcessor: Sendable {
 
     /// A processor subscribed to `topic` in the configured consumer group.
     public init(
-        topic: String, consumerConfiguration: KafkaConsumerConfiguration, repository: TransferRepository, logger: Logger
+        topic: String, consumerConfiguration: KafkaConsumerConfiguration, deadLetterProducerConfiguration: KafkaProducerConfiguration,
+        repository: TransferRepository, logger: Logger
     ) throws(KafkaError) {
+        deadLetters = try DeadLetterPublisher(sourceTopic: topic, producerConfiguration: deadLetterProducerConfiguration)
         let consumer = try KafkaConsumer(configuration: consumerConfiguration)
         try consumer.subscribe(topics: [topic])
         self.consumer = ConsumerBox(consumer)
@@ -41,7 +45,13 @@ public final class TransferProcessor: Sendable {
     public func stop() {
         stopRequested.store(true, ordering: .relaxed)
         finished.wait()
+        do {
+            try consumer.commit()
+        } catch {
+            logger.warning("cannot commit consumer offsets at shutdown; those events will be redelivered", metadata: ["error": "\(error)"])
+        }
         consumer.close()
+        deadLetters.shutdown()
     }
 
     private var isStopping: Bool { stopRequested.load(ordering: .relaxed) }
@@ -56,7 +66,7 @@ public final class TransferProcessor: Sendable {
                 continue
             }
             guard let message else { continue }
-            guard process(message) else { return }  // stopping before the update succeeded: it will be redelivered
+            guard process(message) else { return }  // stopping before it was handled: it will be redelivered
             do {
                 try consumer.storeOffset(of: message)
             } catch {
@@ -65,31 +75,49 @@ public final class TransferProcessor: Sendable {
         }
     }
 
-    /// Applies one message; false only when asked to stop while Redis was still failing.
+    /// Applies one message, or dead-letters it; false only when asked to stop before either succeeded.
     private func process(_ message: KafkaMessage) -> Bool {
         let event: Transfer
         do {
             event = try Transfer(json: message.value)
         } catch {
-            logger.error(
-                "skipping a message that is not a transfer event",
-                metadata: ["partition": "\(message.partition)", "offset": "\(message.offset)", "reason": "\(error)"]
-            )
+            return deadLetter(message, reason: "not a transfer event: \(error)")
+        }
+        return retryingUntilStopped("apply the event", transferID: event.id) { () throws(RepositoryError) -> Bool in
+            do throws(RepositoryError) {
+                log(try repository.complete(event), for: event)
+                return true
+            } catch .unreadableRecord(_, let reason) {
+                return deadLetter(message, reason: "the stored record of transfer \(event.id) is unreadable: \(reason)")
+            }
+        }
+    }
+
+    /// Parks a message that can never be processed in the dead-letter topic; retried until Kafka confirms it.
+    private func deadLetter(_ message: KafkaMessage, reason: String) -> Bool {
+        logger.error(
+            "dead-lettering a message that cannot be processed",
+            metadata: ["partition": "\(message.partition)", "offset": "\(message.offset)", "reason": "\(reason)", "dlq": "\(deadLetters.topic)"]
+        )
+        return retryingUntilStopped("dead-letter the message", transferID: nil) { () throws(KafkaError) -> Bool in
+            try deadLetters.deadLetter(message, reason: reason, timeout: .seconds(5))
             return true
         }
+    }
+
+    /// Runs `attempt` until it succeeds, backing off between failures (a dependency is down); false if asked to
+    /// stop first.
+    private func retryingUntilStopped<Failure: Error>(
+        _ action: String, transferID: TransferID?, _ attempt: () throws(Failure) -> Bool
+    ) -> Bool {
         var backoff = Duration.milliseconds(50)
         while true {
             do {
-                let outcome = try repository.complete(event)
-                log(outcome, for: event)
-                return true
-            } catch .unreadableRecord(let id, let reason) {
-                logger.error("skipping an event whose stored record is unreadable", metadata: ["transfer_id": "\(id)", "reason": "\(reason)"])
-                return true
+                return try attempt()
             } catch {
                 logger.warning(
-                    "cannot apply the event yet; retrying",
-                    metadata: ["transfer_id": "\(event.id)", "error": "\(error)", "retry_in": "\(backoff)"]
+                    "cannot \(action) yet; retrying",
+                    metadata: ["transfer_id": "\(transferID.map(\.rawValue) ?? "-")", "error": "\(error)", "retry_in": "\(backoff)"]
                 )
             }
             guard sleep(backoff) else { return false }
@@ -135,5 +163,6 @@ private final class ConsumerBox: @unchecked Sendable {
 
     func poll(timeout: Duration) throws(KafkaError) -> KafkaMessage? { try consumer.poll(timeout: timeout) }
     func storeOffset(of message: KafkaMessage) throws(KafkaError) { try consumer.storeOffset(of: message) }
+    func commit() throws(KafkaError) { try consumer.commit() }
     func close() { consumer.close() }
 }
