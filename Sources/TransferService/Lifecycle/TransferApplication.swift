@@ -49,7 +49,8 @@ public final class TransferApplication: Sendable {
             configuration: httpConfiguration,
             responder: ServiceRoutes(
                 repository: repository, publisher: publisher,
-                readinessCheck: ReadinessCheck(repository: repository, publisher: publisher), logger: logger
+                readinessCheck: ReadinessCheck(repository: repository, publisher: publisher),
+                authenticator: Authenticator(tokens: configuration.apiTokens), logger: logger
             )
         )
     }
@@ -59,6 +60,9 @@ public final class TransferApplication: Sendable {
 
     /// Starts the consumer, the outbox sweeper and then the HTTP server.
     public func start() throws(StartupError) {
+        if configuration.apiTokens.isEmpty {
+            logger.warning("API_TOKENS is not set: the API runs without authentication")
+        }
         processor.start()
         publisher.startSweeping()
         do {
