@@ -26,9 +26,13 @@ if isHealthCheck {
     exit(HealthProbe.run(port: configuration.httpPort))
 }
 
+let logLevel = Logger.Level(rawValue: configuration.logLevel) ?? .info
 LoggingSystem.bootstrap { label in
+    if configuration.logFormat == "json" {
+        return JSONLogHandler(label: label, level: logLevel)
+    }
     var handler = StreamLogHandler.standardOutput(label: label)
-    handler.logLevel = Logger.Level(rawValue: configuration.logLevel) ?? .info
+    handler.logLevel = logLevel
     return handler
 }
 let logger = Logger(label: "transfer-service")

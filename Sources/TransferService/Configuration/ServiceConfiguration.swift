@@ -21,6 +21,8 @@ public struct ServiceConfiguration: Sendable, Equatable {
     /// libmicrohttpd worker threads; each may hold one Redis connection while it serves a request.
     public var httpThreads = 8
     public var logLevel = "info"
+    /// `text` (one readable line per event) or `json` (one JSON object per line).
+    public var logFormat = "text"
     /// Bearer tokens that may call the API; empty means no authentication.
     public var apiTokens: [String] = []
 
@@ -86,6 +88,13 @@ public struct ServiceConfiguration: Sendable, Equatable {
         },
         Setting(environmentName: "HTTP_THREADS", help: "HTTP worker threads (8)") { configuration, value throws(ConfigurationError) in
             configuration.httpThreads = try integer(value, "HTTP_THREADS", in: 1...256)
+        },
+        Setting(environmentName: "LOG_FORMAT", help: "text or json (text)") {
+            configuration, value throws(ConfigurationError) in
+            guard value == "text" || value == "json" else {
+                throw ConfigurationError(setting: "LOG_FORMAT", reason: "must be text or json, not '\(value)'")
+            }
+            configuration.logFormat = value
         },
         Setting(environmentName: "API_TOKENS", help: "comma-separated bearer tokens; unset: no authentication") {
             configuration, value throws(ConfigurationError) in

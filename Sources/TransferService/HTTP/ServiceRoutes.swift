@@ -15,23 +15,40 @@ public struct ServiceRoutes: HTTPResponder {
         case cancelTransfer
         case liveness
         case readiness
+        case metrics
 
         /// Health endpoints answer without credentials, so orchestrators can probe them.
         var requiresAuthentication: Bool { self != .liveness && self != .readiness }
+
+        /// The route template, as a metrics dimension.
+        var route: String {
+            switch self {
+            case .createTransfer: "/transfers"
+            case .getTransfer: "/transfers/{id}"
+            case .listVersions: "/transfers/{id}/versions"
+            case .getVersion: "/transfers/{id}/versions/{version}"
+            case .cancelTransfer: "/transfers/{id}/cancel"
+            case .liveness: "/healthz"
+            case .readiness: "/readyz"
+            case .metrics: "/metrics"
+            }
+        }
     }
 
     private let repository: TransferRepository
     private let publisher: OutboxPublisher
     private let readinessCheck: ReadinessCheck
     private let authenticator: Authenticator
+    private let metrics: ServiceMetrics
     private let logger: Logger
     private let router: Router<Operation>
 
     /// Routes backed by `repository`, publishing new transfers with `publisher`.
     public init(
         repository: TransferRepository, publisher: OutboxPublisher, readinessCheck: ReadinessCheck,
-        authenticator: Authenticator, logger: Logger
+        authenticator: Authenticator, metrics: ServiceMetrics, logger: Logger
     ) {
+        self.metrics = metrics
         self.repository = repository
         self.publisher = publisher
         self.readinessCheck = readinessCheck
@@ -45,12 +62,33 @@ public struct ServiceRoutes: HTTPResponder {
         router.add("POST", "/transfers/:id/cancel", .cancelTransfer)
         router.add("GET", "/healthz", .liveness)
         router.add("GET", "/readyz", .readiness)
+        router.add("GET", "/metrics", .metrics)
         self.router = router
     }
 
     public func respond(to request: HTTPRequest) -> HTTPResponse {
+        let started = ContinuousClock.now
+        let match = router.match(method: request.method, path: request.path)
+        let response = respond(to: request, match: match)
+        let route: String
+        switch match {
+        case .found(let operation, _): route = operation.route
+        case .methodNotAllowed: route = "method_not_allowed"
+        case .notFound: route = "not_found"
+        }
+        metrics.recordRequest(
+            route: route, method: Self.knownMethods.contains(request.method) ? request.method : "other",
+            status: response.status, duration: ContinuousClock.now - started
+        )
+        return response
+    }
+
+    /// Methods reported as themselves in metrics; anything else is "other", to keep the label set bounded.
+    private static let knownMethods: Set<String> = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+    private func respond(to request: HTTPRequest, match: RouteMatch<Operation>) -> HTTPResponse {
         do throws(APIError) {
-            switch router.match(method: request.method, path: request.path) {
+            switch match {
             case .found(let operation, let parameters):
                 if operation.requiresAuthentication {
                     try authenticator.authenticate(authorization: request.headers["Authorization"])
@@ -95,6 +133,10 @@ public struct ServiceRoutes: HTTPResponder {
         case .readiness:
             try readinessCheck.run()
             return Self.jsonResponse(#"{"status":"ready"}"#, status: 200)
+        case .metrics:
+            return HTTPResponse(
+                status: 200, headers: ["Content-Type": "text/plain; version=0.0.4; charset=utf-8"], body: metrics.exposition()
+            )
         }
     }
 
@@ -130,6 +172,7 @@ public struct ServiceRoutes: HTTPResponder {
             switch outcome {
             case .created:
                 logger.info("transfer initiated", metadata: ["transfer_id": "\(transfer.id)"])
+                metrics.transfersCreated.increment()
                 publisher.publish(transfer)
                 return Self.transferResponse(transfer, status: 202, location: true)
             case .idTaken:
@@ -195,6 +238,7 @@ public struct ServiceRoutes: HTTPResponder {
         switch outcome {
         case .cancelled(let transfer):
             logger.info("transfer cancelled", metadata: ["transfer_id": "\(id)", "version": "\(transfer.version)"])
+            metrics.transfersCancelled.increment()
             return Self.transferResponse(transfer, status: 200)
         case .notFound:
             throw .transferNotFound(id)

@@ -16,13 +16,14 @@ public final class TransferApplication: Sendable {
         self.configuration = configuration
         self.logger = logger
         let pool = RedisConnectionPool(configuration: configuration.redis, maxIdleConnections: configuration.httpThreads + 4)
-        let repository = TransferRepository(pool: pool)
+        let metrics = ServiceMetrics()
+        let repository = TransferRepository(pool: pool, metrics: metrics)
         do {
             let producerConfiguration = KafkaProducerConfiguration(bootstrapServers: configuration.kafkaBootstrapServers)
             publisher = try OutboxPublisher(
                 topic: configuration.kafkaTopic,
                 producerConfiguration: producerConfiguration,
-                repository: repository, logger: logger
+                repository: repository, metrics: metrics, logger: logger
             )
             var consumerConfiguration = KafkaConsumerConfiguration(
                 bootstrapServers: configuration.kafkaBootstrapServers, groupId: configuration.kafkaGroupID
@@ -37,7 +38,7 @@ public final class TransferApplication: Sendable {
                 topic: configuration.kafkaTopic,
                 consumerConfiguration: consumerConfiguration,
                 deadLetterProducerConfiguration: producerConfiguration,
-                repository: repository, logger: logger
+                repository: repository, metrics: metrics, logger: logger
             )
         } catch {
             throw StartupError(component: "Kafka client", reason: error.description)
@@ -53,7 +54,7 @@ public final class TransferApplication: Sendable {
             responder: ServiceRoutes(
                 repository: repository, publisher: publisher,
                 readinessCheck: ReadinessCheck(repository: repository, publisher: publisher),
-                authenticator: Authenticator(tokens: configuration.apiTokens), logger: logger
+                authenticator: Authenticator(tokens: configuration.apiTokens), metrics: metrics, logger: logger
             )
         )
     }

@@ -14,6 +14,7 @@ public final class TransferProcessor: Sendable {
     private let consumer: ConsumerBox
     private let deadLetters: DeadLetterPublisher
     private let repository: TransferRepository
+    private let metrics: ServiceMetrics
     private let logger: Logger
     private let queue = DispatchQueue(label: "transfer-processor")
     private let stopRequested = Atomic<Bool>(false)
@@ -22,8 +23,9 @@ public final class TransferProcessor: Sendable {
     /// A processor subscribed to `topic` in the configured consumer group.
     public init(
         topic: String, consumerConfiguration: KafkaConsumerConfiguration, deadLetterProducerConfiguration: KafkaProducerConfiguration,
-        repository: TransferRepository, logger: Logger
+        repository: TransferRepository, metrics: ServiceMetrics, logger: Logger
     ) throws(KafkaError) {
+        self.metrics = metrics
         deadLetters = try DeadLetterPublisher(sourceTopic: topic, producerConfiguration: deadLetterProducerConfiguration)
         let consumer = try KafkaConsumer(configuration: consumerConfiguration)
         try consumer.subscribe(topics: [topic])
@@ -63,6 +65,7 @@ public final class TransferProcessor: Sendable {
                 message = try consumer.poll(timeout: .milliseconds(100))
             } catch {
                 logger.warning("Kafka consumer error", metadata: ["error": "\(error)"])
+                metrics.recordDependencyError("kafka")
                 continue
             }
             guard let message else { continue }
@@ -77,6 +80,7 @@ public final class TransferProcessor: Sendable {
 
     /// Applies one message, or dead-letters it; false only when asked to stop before either succeeded.
     private func process(_ message: KafkaMessage) -> Bool {
+        let started = ContinuousClock.now
         let event: Transfer
         do {
             event = try Transfer(json: message.value)
@@ -85,7 +89,9 @@ public final class TransferProcessor: Sendable {
         }
         return retryingUntilStopped("apply the event", transferID: event.id) { () throws(RepositoryError) -> Bool in
             do throws(RepositoryError) {
-                log(try repository.complete(event, at: .now()), for: event)
+                let outcome = try repository.complete(event, at: .now())
+                log(outcome, for: event)
+                metrics.recordEvent(outcome: outcome.metricName, duration: ContinuousClock.now - started)
                 return true
             } catch .unreadableRecord(_, let reason) {
                 return deadLetter(message, reason: "the stored record of transfer \(event.id) is unreadable: \(reason)")
@@ -101,6 +107,8 @@ public final class TransferProcessor: Sendable {
         )
         return retryingUntilStopped("dead-letter the message", transferID: nil) { () throws(KafkaError) -> Bool in
             try deadLetters.deadLetter(message, reason: reason, timeout: .seconds(5))
+            metrics.deadLettered.increment()
+            metrics.recordEvent(outcome: "dead_lettered", duration: .zero)
             return true
         }
     }
@@ -141,13 +149,16 @@ public final class TransferProcessor: Sendable {
         let metadata: Logger.Metadata = ["transfer_id": "\(event.id)", "version": "\(event.version + 1)"]
         switch outcome {
         case .completed:
+            metrics.transfersCompleted.increment()
             logger.info("transfer completed", metadata: metadata)
         case .conflict(let storedVersion):
+            metrics.versionConflicts.increment()
             logger.notice(
                 "version conflict: event skipped",
                 metadata: ["transfer_id": "\(event.id)", "event_version": "\(event.version)", "stored_version": "\(storedVersion)"]
             )
         case .recreated:
+            metrics.transfersRecreated.increment()
             logger.warning("transfer was not in Redis: recreated from its event as completed", metadata: metadata)
         }
     }
@@ -165,4 +176,15 @@ private final class ConsumerBox: @unchecked Sendable {
     func storeOffset(of message: KafkaMessage) throws(KafkaError) { try consumer.storeOffset(of: message) }
     func commit() throws(KafkaError) { try consumer.commit() }
     func close() { consumer.close() }
+}
+
+extension CompletionOutcome {
+    /// The outcome as a metrics dimension.
+    var metricName: String {
+        switch self {
+        case .completed: "completed"
+        case .conflict: "conflict"
+        case .recreated: "recreated"
+        }
+    }
 }

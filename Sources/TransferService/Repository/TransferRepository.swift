@@ -11,10 +11,12 @@ public struct TransferRepository: Sendable {
     public static let idempotencyLifetimeSeconds = 24 * 60 * 60
 
     private let pool: RedisConnectionPool
+    private let metrics: ServiceMetrics
 
-    /// A repository over `pool`.
-    public init(pool: RedisConnectionPool) {
+    /// A repository over `pool`, counting Redis failures in `metrics`.
+    public init(pool: RedisConnectionPool, metrics: ServiceMetrics) {
         self.pool = pool
+        self.metrics = metrics
     }
 
     /// The Redis key of a transfer, as in the original sketch.
@@ -205,6 +207,7 @@ public struct TransferRepository: Sendable {
         do {
             return try pool.withConnection { connection in try body(connection) }
         } catch let error as RedisError {
+            metrics.recordDependencyError("redis")
             throw error.isConnectionBroken || error.kind == .connection ? .unavailable(error) : .unexpectedReply(error.description)
         } catch {
             throw .unexpectedReply(String(describing: error))
