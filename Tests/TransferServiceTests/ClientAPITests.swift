@@ -3,8 +3,8 @@ import Foundation
 import RedisClient
 import ServiceTestSupport
 import Synchronization
-import Testing
 import TestSupport
+import Testing
 import Transfers
 
 /// What payment clients rely on: safe retries, versions over HTTP, history, cancel, authentication.

@@ -1,8 +1,8 @@
 import ExactJSON
 import Foundation
 import ServiceTestSupport
-import Testing
 import TestSupport
+import Testing
 import Transfers
 
 @Suite struct ObservabilityTests {

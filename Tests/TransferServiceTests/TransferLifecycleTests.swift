@@ -1,10 +1,10 @@
-import ServiceTestSupport
 import ExactJSON
 import Foundation
 import KafkaClient
+import ServiceTestSupport
 import Synchronization
-import Testing
 import TestSupport
+import Testing
 import Transfers
 
 /// A transfer's whole path through the real service: HTTP, Redis, Kafka, the consumer, and back.
