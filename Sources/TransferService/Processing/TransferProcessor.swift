@@ -6,12 +6,16 @@ import Transfers
 
 /// The background consumer: reads transfer events and applies the versioned update to Redis, at least once.
 ///
-/// Runs on its own Dispatch queue. A message's offset is stored for commit only after its update succeeded, so a
-/// crash replays it, which the version check makes harmless. Redis being down is retried with backoff, never
-/// skipped; a message that can never be processed (not a transfer event, or its stored record is unreadable) is
-/// sent to `<topic>.dlq` with the reason, and skipped once Kafka has it.
+/// Runs on its own Dispatch queue. It takes the events that are waiting (up to `batchSize`) and runs their
+/// compare-and-set scripts in one Redis round trip; their offsets are stored for commit only after that
+/// succeeded, so a crash replays them, which the version check makes harmless. Redis being down is retried with
+/// backoff, never skipped; a message that can never be processed (not a transfer event, or its stored record is
+/// unreadable) is sent to `<topic>.dlq` with the reason, and skipped once Kafka has it.
 public final class TransferProcessor: Sendable {
-    private let consumer: ConsumerBox
+    /// The most events applied in one Redis round trip.
+    static let batchSize = 256
+
+    private let consumer: KafkaConsumer
     private let deadLetters: DeadLetterPublisher
     private let repository: TransferRepository
     private let metrics: ServiceMetrics
@@ -25,12 +29,11 @@ public final class TransferProcessor: Sendable {
         topic: String, consumerConfiguration: KafkaConsumerConfiguration, deadLetterProducerConfiguration: KafkaProducerConfiguration,
         repository: TransferRepository, metrics: ServiceMetrics, logger: Logger
     ) throws(KafkaError) {
-        self.metrics = metrics
         deadLetters = try DeadLetterPublisher(sourceTopic: topic, producerConfiguration: deadLetterProducerConfiguration)
-        let consumer = try KafkaConsumer(configuration: consumerConfiguration)
+        consumer = try KafkaConsumer(configuration: consumerConfiguration)
         try consumer.subscribe(topics: [topic])
-        self.consumer = ConsumerBox(consumer)
         self.repository = repository
+        self.metrics = metrics
         self.logger = logger
     }
 
@@ -43,7 +46,7 @@ public final class TransferProcessor: Sendable {
         }
     }
 
-    /// Stops after the current event, commits the stored offsets and leaves the group.
+    /// Stops after the current batch, commits the stored offsets and leaves the group.
     public func stop() {
         stopRequested.store(true, ordering: .relaxed)
         finished.wait()
@@ -60,43 +63,53 @@ public final class TransferProcessor: Sendable {
 
     private func run() {
         while !isStopping {
-            let message: KafkaMessage?
+            let messages: [KafkaMessage]
             do {
-                message = try consumer.poll(timeout: .milliseconds(100))
+                messages = try consumer.poll(maxMessages: Self.batchSize, timeout: .milliseconds(100))
             } catch {
                 logger.warning("Kafka consumer error", metadata: ["error": "\(error)"])
                 metrics.recordDependencyError("kafka")
                 continue
             }
-            guard let message else { continue }
-            guard process(message) else { return }  // stopping before it was handled: it will be redelivered
-            do {
-                try consumer.storeOffset(of: message)
-            } catch {
-                logger.warning("cannot store the consumer offset", metadata: ["error": "\(error)"])
+            guard !messages.isEmpty else { continue }
+            guard process(messages) else { return }  // stopping before they were handled: they will be redelivered
+            for message in messages {
+                do {
+                    try consumer.storeOffset(of: message)
+                } catch {
+                    logger.warning("cannot store the consumer offset", metadata: ["error": "\(error)"])
+                }
             }
         }
     }
 
-    /// Applies one message, or dead-letters it; false only when asked to stop before either succeeded.
-    private func process(_ message: KafkaMessage) -> Bool {
+    /// Applies a batch of messages, dead-lettering those that can never be processed; false only when asked to
+    /// stop before all of them were handled.
+    private func process(_ messages: [KafkaMessage]) -> Bool {
         let started = ContinuousClock.now
-        let event: Transfer
-        do {
-            event = try Transfer(json: message.value)
-        } catch {
-            return deadLetter(message, reason: "not a transfer event: \(error)")
-        }
-        return retryingUntilStopped("apply the event", transferID: event.id) { () throws(RepositoryError) -> Bool in
-            do throws(RepositoryError) {
-                let outcome = try repository.complete(event, at: .now())
-                log(outcome, for: event)
-                metrics.recordEvent(outcome: outcome.metricName, duration: ContinuousClock.now - started)
-                return true
-            } catch .unreadableRecord(_, let reason) {
-                return deadLetter(message, reason: "the stored record of transfer \(event.id) is unreadable: \(reason)")
+        var events: [(message: KafkaMessage, event: Transfer)] = []
+        for message in messages {
+            do {
+                events.append((message, try Transfer(json: message.value)))
+            } catch {
+                guard deadLetter(message, reason: "not a transfer event: \(error)") else { return false }
             }
         }
+        let applied = retryingUntilStopped("apply events", count: events.count) { () throws(RepositoryError) in
+            try repository.complete(events.map(\.event), at: .now())
+        }
+        guard let outcomes = applied else { return false }
+        let perEvent = (ContinuousClock.now - started) / max(events.count, 1)
+        for ((message, event), outcome) in zip(events, outcomes) {
+            switch outcome {
+            case .success(let outcome):
+                log(outcome, for: event)
+                metrics.recordEvent(outcome: outcome.metricName, duration: perEvent)
+            case .failure(let error):
+                guard deadLetter(message, reason: "\(error)") else { return false }
+            }
+        }
+        return true
     }
 
     /// Parks a message that can never be processed in the dead-letter topic; retried until Kafka confirms it.
@@ -105,19 +118,20 @@ public final class TransferProcessor: Sendable {
             "dead-lettering a message that cannot be processed",
             metadata: ["partition": "\(message.partition)", "offset": "\(message.offset)", "reason": "\(reason)", "dlq": "\(deadLetters.topic)"]
         )
-        return retryingUntilStopped("dead-letter the message", transferID: nil) { () throws(KafkaError) -> Bool in
+        let sent: Void? = retryingUntilStopped("dead-letter a message", count: 1) { () throws(KafkaError) in
             try deadLetters.deadLetter(message, reason: reason, timeout: .seconds(5))
-            metrics.deadLettered.increment()
-            metrics.recordEvent(outcome: "dead_lettered", duration: .zero)
-            return true
         }
+        guard sent != nil else { return false }
+        metrics.deadLettered.increment()
+        metrics.recordEvent(outcome: "dead_lettered", duration: .zero)
+        return true
     }
 
-    /// Runs `attempt` until it succeeds, backing off between failures (a dependency is down); false if asked to
+    /// Runs `attempt` until it succeeds, backing off between failures (a dependency is down); nil if asked to
     /// stop first.
-    private func retryingUntilStopped<Failure: Error>(
-        _ action: String, transferID: TransferID?, _ attempt: () throws(Failure) -> Bool
-    ) -> Bool {
+    private func retryingUntilStopped<Value, Failure: Error>(
+        _ action: String, count: Int, _ attempt: () throws(Failure) -> Value
+    ) -> Value? {
         var backoff = Duration.milliseconds(50)
         while true {
             do {
@@ -125,10 +139,10 @@ public final class TransferProcessor: Sendable {
             } catch {
                 logger.warning(
                     "cannot \(action) yet; retrying",
-                    metadata: ["transfer_id": "\(transferID.map(\.rawValue) ?? "-")", "error": "\(error)", "retry_in": "\(backoff)"]
+                    metadata: ["events": "\(count)", "error": "\(error)", "retry_in": "\(backoff)"]
                 )
             }
-            guard sleep(backoff) else { return false }
+            guard sleep(backoff) else { return nil }
             backoff = min(backoff * 2, .seconds(2))
         }
     }
@@ -162,20 +176,6 @@ public final class TransferProcessor: Sendable {
             logger.warning("transfer was not in Redis: recreated from its event as completed", metadata: metadata)
         }
     }
-}
-
-/// The consumer, used only from the processor's queue (and by `close` after that queue has finished).
-private final class ConsumerBox: @unchecked Sendable {
-    private let consumer: KafkaConsumer
-
-    init(_ consumer: KafkaConsumer) {
-        self.consumer = consumer
-    }
-
-    func poll(timeout: Duration) throws(KafkaError) -> KafkaMessage? { try consumer.poll(timeout: timeout) }
-    func storeOffset(of message: KafkaMessage) throws(KafkaError) { try consumer.storeOffset(of: message) }
-    func commit() throws(KafkaError) { try consumer.commit() }
-    func close() { consumer.close() }
 }
 
 extension CompletionOutcome {

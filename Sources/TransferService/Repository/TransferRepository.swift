@@ -109,15 +109,33 @@ public struct TransferRepository: Sendable {
         return history
     }
 
-    /// Applies the consumer's versioned update for `event` (the transfer as published) in one atomic script.
-    public func complete(_ event: Transfer, at time: UnixMilliseconds) throws(RepositoryError) -> CompletionOutcome {
-        let (code, stored) = try compareAndSet(event.id, expectedVersion: event.version, newState: event.completed(at: time.rfc3339), createIfMissing: true)
-        switch code {
-        case 1: return .completed
-        case 0: return .conflict(storedVersion: stored)
-        case 2: return .recreated
-        default: throw .unreadableRecord(id: event.id, reason: "the stored value has no numeric version")
+    /// Applies the consumer's versioned update for each event (the transfer as published), each in one atomic
+    /// script, all in one round trip. Each result is the outcome, or `.unreadableRecord` for that event alone.
+    public func complete(_ events: [Transfer], at time: UnixMilliseconds) throws(RepositoryError) -> [Result<CompletionOutcome, RepositoryError>] {
+        guard !events.isEmpty else { return [] }
+        let timestamp = time.rfc3339
+        let calls = events.map { event in
+            (
+                keys: [Self.key(for: event.id), Self.historyKey(for: event.id)],
+                arguments: [String(event.version), event.completed(at: timestamp).json, "1"]
+            )
         }
+        let replies = try withConnection { connection throws(RedisError) in
+            try TransferScripts.compareAndSet.runPipelined(on: connection, calls: calls)
+        }
+        guard replies.count == events.count else { throw .unexpectedReply("complete: \(replies.count) replies for \(events.count) events") }
+        var outcomes: [Result<CompletionOutcome, RepositoryError>] = []
+        outcomes.reserveCapacity(events.count)
+        for (event, reply) in zip(events, replies) {
+            let (code, stored) = try Self.compareAndSetResult(reply)
+            switch code {
+            case 1: outcomes.append(.success(.completed))
+            case 0: outcomes.append(.success(.conflict(storedVersion: stored)))
+            case 2: outcomes.append(.success(.recreated))
+            default: outcomes.append(.failure(.unreadableRecord(id: event.id, reason: "the stored value has no numeric version")))
+            }
+        }
+        return outcomes
     }
 
     /// What `cancel` did.
@@ -183,6 +201,11 @@ public struct TransferRepository: Sendable {
             TransferScripts.compareAndSet, keys: [Self.key(for: id), Self.historyKey(for: id)],
             arguments: [String(expectedVersion), newState.json, createIfMissing ? "1" : "0"]
         )
+        return try Self.compareAndSetResult(reply)
+    }
+
+    /// {outcome, storedVersion} from the compare-and-set script.
+    private static func compareAndSetResult(_ reply: RedisReply) throws(RepositoryError) -> (code: Int64, storedVersion: Int) {
         guard let parts = reply.array, parts.count == 2, let code = parts[0].integer, let stored = parts[1].integer else {
             throw .unexpectedReply("compare-and-set: \(reply)")
         }
