@@ -22,7 +22,7 @@ RUN swift package resolve
 COPY Sources ./Sources
 COPY Tests ./Tests
 # Static Swift standard library (and Foundation): the runtime stage needs no Swift runtime. Stripping drops the
-# symbol tables, which only a debugger needs, and most of the binary's size.
+# symbol tables, which only a debugger needs.
 RUN swift build -c release --static-swift-stdlib --product transfer-service \
  && install -D -m 0755 "$(swift build -c release --show-bin-path)/transfer-service" /out/transfer-service \
  && strip /out/transfer-service
@@ -31,9 +31,9 @@ RUN swift build -c release --static-swift-stdlib --product transfer-service \
 # loads (the three C libraries; apt adds what they need, such as libssl3, libsasl2-2 and libgnutls30).
 FROM debian:bookworm-slim
 
-# Unpinned for the same reason as above (DL3008). `apt-get clean` drops apt's package caches (80 MB) where the
-# base image does not already. A user with a fixed numeric id and no home or shell:
-# the service needs no privileges, and a numeric USER lets orchestrators verify "runAsNonRoot".
+# Unpinned for the same reason as above (DL3008). `apt-get clean` drops apt's package caches (80 MB) in case the
+# base image does not. A user with a fixed numeric id and no home or shell: the service needs no privileges, and
+# a numeric USER lets orchestrators verify "runAsNonRoot".
 # hadolint ignore=DL3008
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
