@@ -20,6 +20,12 @@ import Transfers
         return (id, body)
     }
 
+    /// `2026-11-26T08:04:39.123Z`: RFC 3339 in UTC.
+    static func isRFC3339UTC(_ value: JSONValue) -> Bool {
+        guard case .string(let text) = value else { return false }
+        return text.wholeMatch(of: /\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z/) != nil
+    }
+
     @Test func createdTransferIsAcceptedThenReadBackCompletedWithVersion2() throws {
         let response = try harness.http.postJSON("/transfers", #"{"sender_id":"alice","receiver_id":"bob","amount":100.5}"#)
         #expect(response.status == 202)
@@ -32,18 +38,27 @@ import Transfers
         #expect(TransferID(id)?.rawValue == id, "a lowercase UUID")
         #expect(Array(id)[14] == "4", "UUID version 4")
         #expect(response.headers["location"] == "/transfers/\(id)")
+        let created = try #require(object["created_at"])
         #expect(object == JSONObject([
             "transfer_id": .string(id), "sender_id": .string("alice"), "receiver_id": .string("bob"),
             "amount": .number("100.5"), "status": .string("initiated"), "version": .number("1"),
+            "created_at": created, "updated_at": created,
         ]))
+        #expect(Self.isRFC3339UTC(created))
+        #expect(response.headers["etag"] == #""1""#)
 
         _ = try harness.waitForStoredTransfer(id) { $0.status == .completed }
         let read = try harness.http.get("/transfers/\(id)")
         #expect(read.status == 200)
-        #expect(try JSONValue.parse(read.body) == .object(JSONObject([
+        #expect(read.headers["etag"] == #""2""#)
+        guard case .object(let completed) = try JSONValue.parse(read.body) else { throw HarnessError("not an object") }
+        let updated = try #require(completed["updated_at"])
+        #expect(Self.isRFC3339UTC(updated))
+        #expect(completed == JSONObject([
             "transfer_id": .string(id), "sender_id": .string("alice"), "receiver_id": .string("bob"),
             "amount": .number("100.5"), "status": .string("completed"), "version": .number("2"),
-        ])))
+            "created_at": created, "updated_at": updated,
+        ]))
     }
 
     @Test(arguments: ["0.1", "100.50", "999999999999.99", "1000000000000", "1e2"])
@@ -60,10 +75,14 @@ import Transfers
     @Test func publishedMessageIsKeyedByTransferIDAndCarriesTheSketchFields() throws {
         let (id, _) = try createTransfer()
         let message = try #require(try messages(in: harness.topic, withKey: id, count: 1).first, "no message with key \(id)")
-        #expect(try JSONValue.parse(message.value) == .object(JSONObject([
-            "transfer_id": .string(id), "sender_id": .string("alice"), "receiver_id": .string("bob"),
-            "amount": .number("100.5"), "status": .string("initiated"), "version": .number("1"),
-        ])))
+        guard case .object(let event) = try JSONValue.parse(message.value) else { throw HarnessError("not an object") }
+        #expect(Array(event.names.prefix(6)) == ["transfer_id", "sender_id", "receiver_id", "amount", "status", "version"])
+        #expect(event["transfer_id"] == .string(id))
+        #expect(event["sender_id"] == .string("alice"))
+        #expect(event["receiver_id"] == .string("bob"))
+        #expect(event["amount"] == .number("100.5"))
+        #expect(event["status"] == .string("initiated"))
+        #expect(event["version"] == .number("1"))
     }
 
     @Test func redeliveredEventLeavesVersion2() throws {

@@ -21,6 +21,8 @@ public struct ServiceConfiguration: Sendable, Equatable {
     /// libmicrohttpd worker threads; each may hold one Redis connection while it serves a request.
     public var httpThreads = 8
     public var logLevel = "info"
+    /// Bearer tokens that may call the API; empty means no authentication.
+    public var apiTokens: [String] = []
 
     /// The defaults.
     public init() {}
@@ -84,6 +86,10 @@ public struct ServiceConfiguration: Sendable, Equatable {
         },
         Setting(environmentName: "HTTP_THREADS", help: "HTTP worker threads (8)") { configuration, value throws(ConfigurationError) in
             configuration.httpThreads = try integer(value, "HTTP_THREADS", in: 1...256)
+        },
+        Setting(environmentName: "API_TOKENS", help: "comma-separated bearer tokens; unset: no authentication") {
+            configuration, value throws(ConfigurationError) in
+            configuration.apiTokens = value.split(separator: ",").map { String($0.trimmingWhitespace()) }.filter { !$0.isEmpty }
         },
         Setting(environmentName: "LOG_LEVEL", help: "trace, debug, info, notice, warning, error or critical (info)") {
             configuration, value throws(ConfigurationError) in

@@ -30,6 +30,9 @@ public final class TransferApplication: Sendable {
             let sessionTimeout = configuration.kafkaSessionTimeoutMilliseconds
             consumerConfiguration.properties["session.timeout.ms"] = String(sessionTimeout)
             consumerConfiguration.properties["heartbeat.interval.ms"] = String(min(3_000, sessionTimeout / 3))
+            // A fetch that finds nothing returns after this; short, so a new event is seen within milliseconds
+            // even by brokers that do not answer a waiting fetch as soon as data arrives (the mock cluster).
+            consumerConfiguration.properties["fetch.wait.max.ms"] = "10"
             processor = try TransferProcessor(
                 topic: configuration.kafkaTopic,
                 consumerConfiguration: consumerConfiguration,
@@ -49,7 +52,8 @@ public final class TransferApplication: Sendable {
             configuration: httpConfiguration,
             responder: ServiceRoutes(
                 repository: repository, publisher: publisher,
-                readinessCheck: ReadinessCheck(repository: repository, publisher: publisher), logger: logger
+                readinessCheck: ReadinessCheck(repository: repository, publisher: publisher),
+                authenticator: Authenticator(tokens: configuration.apiTokens), logger: logger
             )
         )
     }
@@ -59,6 +63,9 @@ public final class TransferApplication: Sendable {
 
     /// Starts the consumer, the outbox sweeper and then the HTTP server.
     public func start() throws(StartupError) {
+        if configuration.apiTokens.isEmpty {
+            logger.warning("API_TOKENS is not set: the API runs without authentication")
+        }
         processor.start()
         publisher.startSweeping()
         do {

@@ -85,7 +85,7 @@ public final class TransferProcessor: Sendable {
         }
         return retryingUntilStopped("apply the event", transferID: event.id) { () throws(RepositoryError) -> Bool in
             do throws(RepositoryError) {
-                log(try repository.complete(event), for: event)
+                log(try repository.complete(event, at: .now()), for: event)
                 return true
             } catch .unreadableRecord(_, let reason) {
                 return deadLetter(message, reason: "the stored record of transfer \(event.id) is unreadable: \(reason)")
