@@ -1,4 +1,8 @@
-import Foundation
+import Dispatch
+import FoundationEssentials
+#if canImport(Glibc)
+import Glibc
+#endif
 import Synchronization
 import Logging
 import TransferService
@@ -19,7 +23,8 @@ do {
         environment: ProcessInfo.processInfo.environment, arguments: Array(arguments.dropFirst(isHealthCheck ? 1 : 0))
     )
 } catch {
-    FileHandle.standardError.write(Data("transfer-service: \(error)\n".utf8))
+    let line = "transfer-service: \(error)\n"
+    _ = line.withCString { write(STDERR_FILENO, $0, strlen($0)) }
     exit(2)
 }
 if isHealthCheck {
@@ -62,7 +67,7 @@ let signalSources = [SIGTERM, SIGINT].map { signalNumber in
         }
         logger.info("stopping", metadata: ["signal": "\(signalNumber)"])
         // Stopping blocks; it runs on its own thread so that a second signal is still heard.
-        Thread.detachNewThread {
+        DispatchQueue.global().async {
             application.stop()
             exit(0)
         }

@@ -1,7 +1,8 @@
 import ExactJSON
-import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import Logging
-import Synchronization
 
 /// A swift-log handler that writes one JSON object per line to standard output:
 /// `{"timestamp":…,"level":…,"message":…,"label":…, …metadata}` (for `LOG_FORMAT=json`).
@@ -34,11 +35,16 @@ public struct JSONLogHandler: LogHandler {
         }
         var line = JSONValue.object(object).serialized
         line.append("\n")
-        // One write per line keeps lines whole when several threads log at once.
-        Self.output.withLock { _ in FileHandle.standardOutput.write(Data(line.utf8)) }
+        // One write(2) per line keeps lines whole when several threads log at once.
+        line.withUTF8 { bytes in
+            var remaining = UnsafeRawBufferPointer(bytes)
+            while !remaining.isEmpty {
+                let written = write(STDOUT_FILENO, remaining.baseAddress, remaining.count)
+                guard written > 0 else { return }
+                remaining = UnsafeRawBufferPointer(rebasing: remaining[written...])
+            }
+        }
     }
-
-    private static let output = Mutex(())
 
     private static func json(_ value: Logger.Metadata.Value) -> JSONValue {
         switch value {

@@ -1,8 +1,11 @@
-import Foundation
+import Dispatch
 import KafkaClient
 import Logging
 import Synchronization
 import Transfers
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The background consumer: reads transfer events and applies the versioned update to Redis, at least once.
 ///
@@ -153,7 +156,7 @@ public final class TransferProcessor: Sendable {
         while remaining > .zero {
             if isStopping { return false }
             let step = min(remaining, .milliseconds(50))
-            Thread.sleep(forTimeInterval: Double(step.components.attoseconds) / 1e18 + Double(step.components.seconds))
+            usleep(useconds_t(step.components.seconds * 1_000_000 + step.components.attoseconds / 1_000_000_000_000))
             remaining -= step
         }
         return !isStopping

@@ -1,4 +1,5 @@
-import Foundation
+// FoundationEssentials, not Foundation: the full Foundation would add ICU and ~45 MB to a static binary.
+import FoundationEssentials
 
 /// A point in time as milliseconds since the Unix epoch: what outbox scores hold, and the source of the RFC 3339
 /// timestamps stored in transfers.
