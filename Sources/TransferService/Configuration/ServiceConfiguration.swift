@@ -144,7 +144,7 @@ public struct ServiceConfiguration: Sendable, Equatable {
     public static var usage: String {
         var lines = ["usage: transfer-service [--option value ...]", "", "Options (each also read from the environment variable shown):"]
         for setting in settings {
-            let flag = setting.flag.padding(toLength: 28, withPad: " ", startingAt: 0)
+            let flag = setting.flag + String(repeating: " ", count: max(1, 28 - setting.flag.count))
             lines.append("  \(flag)\(setting.environmentName): \(setting.help)")
         }
         return lines.joined(separator: "\n")
