@@ -1,6 +1,7 @@
 # Functions to run the service with its local dependencies: a redis-server, dev-kafka and transfer-service.
-# Sourced by scripts/run-local and scripts/api-conformance. Each start_* function records the child's pid in
-# STACK_PIDS; stop_stack stops them in reverse order (the service first, while its dependencies are still there).
+# Sourced by scripts/run-local, scripts/api-conformance and scripts/container-test. Each start_* function
+# records the child's pid in STACK_PIDS; stop_stack stops them in reverse order (the service first, while its
+# dependencies are still there).
 
 STACK_PIDS=()
 
@@ -19,8 +20,16 @@ start_redis() {
   mkdir -p "$dir"
   redis-server --port "$port" --bind 127.0.0.1 --dir "$dir" --appendonly yes --appendfsync everysec \
     --save "" --daemonize no >"$dir/redis.log" 2>&1 &
-  STACK_PIDS+=($!)
-  until redis-cli -p "$port" ping >/dev/null 2>&1; do sleep 0.1; done
+  local pid=$!
+  STACK_PIDS+=("$pid")
+  for _ in $(seq 300); do
+    redis-cli -p "$port" ping >/dev/null 2>&1 && return 0
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "redis-server did not start on port $port:" >&2
+  tail -n 5 "$dir/redis.log" >&2
+  return 1
 }
 
 # start_dev_kafka BIN LOG: librdkafka's mock cluster; sets KAFKA_BOOTSTRAP_SERVERS from its first line of output.
