@@ -29,7 +29,7 @@ struct FaultInjectionTests {
             log("kill", "SIGKILL after \(acceptedBeforeKill) accepted")
             Thread.sleep(forTimeInterval: 0.5)
             try instance.start()
-            log("kill", "restarted; \(load.accepted - acceptedBeforeKill) accepted while it was down")
+            log("kill", "restarted and serving again; \(load.accepted - acceptedBeforeKill) accepted since the kill")
             try load.waitUntilAccepted(acceptedBeforeKill + 300)
         }
         log("kill", "load: \(report.summary)")
@@ -132,7 +132,7 @@ struct FaultInjectionTests {
     // MARK: Helpers
 
     /// Runs `body` while `load` runs, then stops the load (also when `body` throws) and returns its report.
-    private func withLoad(_ load: LoadGenerator, _ body: () throws -> Void) throws -> LoadGenerator.Report {
+    func withLoad(_ load: LoadGenerator, _ body: () throws -> Void) throws -> LoadGenerator.Report {
         load.start()
         do {
             try body()
@@ -144,7 +144,7 @@ struct FaultInjectionTests {
     }
 
     /// Every answer was 202 or a well-formed 503, and none took longer than the client's timeout.
-    private func expectOnlyAcceptedOrUnavailable(_ report: LoadGenerator.Report, sourceLocation: SourceLocation = #_sourceLocation) {
+    func expectOnlyAcceptedOrUnavailable(_ report: LoadGenerator.Report, sourceLocation: SourceLocation = #_sourceLocation) {
         #expect(report.unexpectedStatusCount == 0, "answers other than 202/503: \(report.samples)", sourceLocation: sourceLocation)
         #expect(report.timedOut == 0, "requests without an answer within \(Self.clientTimeout): \(report.samples)", sourceLocation: sourceLocation)
         #expect(report.malformedUnavailable == 0, "\(report.samples)", sourceLocation: sourceLocation)

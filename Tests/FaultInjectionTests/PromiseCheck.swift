@@ -17,6 +17,8 @@ struct PromiseCheck {
     var pastVersion2: [String] = []
     /// Transfers whose event was applied more than once, by the instances' logs.
     var doubleApplied: [String] = []
+    /// "transfer completed" log lines of all instances (a sanity figure: the double-apply count reads them).
+    var completionLogLines = 0
     /// Accepted transfers a consumer recreated from their event: their record had vanished from Redis.
     var recreated: [String] = []
     /// Records in Redis whose POST was not answered 202 (the answer was lost to a crash or outage mid-request).
@@ -74,6 +76,7 @@ struct PromiseCheck {
             let count = applied.completed[id, default: 0] + applied.recreated[id, default: 0]
             if count > 1 { check.doubleApplied.append("\(id) applied \(count) times") }
         }
+        check.completionLogLines = applied.completed.values.reduce(0, +)
         check.recreated = acceptedIDs.filter { applied.recreated[$0] != nil }
         check.outboxLeft = try deployment.outboxCount()
         if readTopics {
@@ -92,7 +95,8 @@ struct PromiseCheck {
 
     /// One line of figures.
     var summary: String {
-        "accepted \(accepted), completed \(completed), lost \(lost.count), double-applied \(doubleApplied.count), "
+        "accepted \(accepted), completed \(completed), lost \(lost.count), double-applied \(doubleApplied.count) "
+            + "(of \(completionLogLines) completion log lines), "
             + "past version 2 \(pastVersion2.count), recreated \(recreated.count), outbox left \(outboxLeft), "
             + "stored without a 202 \(unansweredButStored) (not completed \(unansweredNotCompleted.count)), "
             + "events on the topic \(events) (transfers with resent duplicates \(transfersWithDuplicateEvents)), "

@@ -49,9 +49,10 @@ public final class ServiceDeployment: Sendable {
         ]
         merged.merge(environment) { _, override in override }
         self.environment = merged
-        producer = try KafkaProducer(
-            configuration: KafkaProducerConfiguration(bootstrapServers: kafka.bootstrapServers), onDeliveryReports: { _ in }
-        )
+        var producerConfiguration = KafkaProducerConfiguration(bootstrapServers: kafka.bootstrapServers)
+        // Only critical messages: tests take the brokers down on purpose, and this producer would log each outage.
+        producerConfiguration.properties["log_level"] = "2"
+        producer = try KafkaProducer(configuration: producerConfiguration, onDeliveryReports: { _ in })
     }
 
     /// Stops every instance, Kafka and Redis. Call it when the test ends (also after a failure).
@@ -193,6 +194,15 @@ public final class ServiceDeployment: Sendable {
         guard producer.flush(timeout: .seconds(30)) else { throw HarnessError("the message was not delivered") }
     }
 
+    /// Publishes raw messages on the transfers topic in this order (per key, Kafka keeps it) and waits until Kafka
+    /// has them all.
+    public func publish(_ messages: [(key: String?, value: [UInt8])]) throws {
+        for message in messages {
+            try producer.send(topic: topic, key: message.key.map { Array($0.utf8) }, value: message.value)
+        }
+        guard producer.flush(timeout: .seconds(30)) else { throw HarnessError("\(messages.count) messages were not delivered") }
+    }
+
     /// Reads the transfers topic and its dead-letter topic from the beginning, in a fresh consumer group.
     ///
     /// Kafka has no "end" for a subscriber, so first a marker is published to every partition of the DLQ topic
@@ -249,6 +259,9 @@ public struct TopicContents: Sendable {
     public var events: [KafkaMessage] = []
     /// Messages on the dead-letter topic (without the reader's end markers).
     public var deadLetters: [KafkaMessage] = []
+
+    /// Nothing read yet.
+    public init() {}
 
     /// How many events each message key has on the transfers topic.
     public var eventCountsByKey: [String: Int] {
