@@ -24,13 +24,16 @@ struct FaultInjectionTests {
         let load = LoadGenerator(targets: [instance.http])
         let report = try withLoad(load) {
             try load.waitUntilAccepted(300)
-            instance.kill()
-            let acceptedBeforeKill = load.accepted
-            log("kill", "SIGKILL after \(acceptedBeforeKill) accepted")
-            Thread.sleep(forTimeInterval: 0.5)
-            try instance.start()
-            log("kill", "restarted and serving again; \(load.accepted - acceptedBeforeKill) accepted since the kill")
-            try load.waitUntilAccepted(acceptedBeforeKill + 300)
+            // Three crashes at different moments: mid-burst, soon after a restart (while the consumer is still
+            // joining its group), and again mid-burst.
+            for (round, acceptedBetween) in [150, 20, 250].enumerated() {
+                instance.kill()
+                let acceptedBeforeKill = load.accepted
+                Thread.sleep(forTimeInterval: 0.3)
+                try instance.start()
+                log("kill", "SIGKILL \(round + 1) after \(acceptedBeforeKill) accepted; serving again \(load.accepted - acceptedBeforeKill) accepts later")
+                try load.waitUntilAccepted(load.accepted + acceptedBetween)
+            }
         }
         log("kill", "load: \(report.summary)")
         expectOnlyAcceptedOrUnavailable(report)
@@ -40,7 +43,7 @@ struct FaultInjectionTests {
         check.expectKept()
     }
 
-    @Test func allKafkaBrokersDownForSeconds() throws {
+    @Test func kafkaBrokersDownAndSlow() throws {
         let deployment = try ServiceDeployment(name: "brokers", environment: Self.environment)
         defer { deployment.tearDown() }
         let instance = try deployment.addInstance(clientTimeout: Self.clientTimeout)
@@ -49,18 +52,37 @@ struct FaultInjectionTests {
         _ = try PromiseCheck.run(deployment: deployment, acceptedIDs: [warmUp], readTopics: false)
 
         let load = LoadGenerator(targets: [instance.http])
+        var readinessDuringOutage: HTTPTestResponse?
         let report = try withLoad(load) {
             try load.waitUntilAccepted(200)
             try deployment.kafka.inject("down all")
-            let acceptedBeforeOutage = load.accepted
-            Thread.sleep(forTimeInterval: 6)
+            var acceptedBefore = load.accepted
+            Thread.sleep(forTimeInterval: 1)
+            readinessDuringOutage = try? instance.http.get("/readyz")
+            Thread.sleep(forTimeInterval: 5)
             try deployment.kafka.inject("up all")
-            log("brokers", "all \(deployment.kafka.brokerCount) brokers down for 6 s; \(load.accepted - acceptedBeforeOutage) accepted meanwhile")
+            log("brokers", "all \(deployment.kafka.brokerCount) brokers down for 6 s: \(load.accepted - acceptedBefore) accepted meanwhile")
+            try load.waitUntilAccepted(load.accepted + 200)
+
+            try deployment.kafka.inject("rtt all 500")
+            acceptedBefore = load.accepted
+            Thread.sleep(forTimeInterval: 4)
+            try deployment.kafka.inject("rtt all 0")
+            log("brokers", "500 ms added to every broker's responses for 4 s: \(load.accepted - acceptedBefore) accepted meanwhile")
+
+            try deployment.kafka.inject("down 2")
+            acceptedBefore = load.accepted
+            Thread.sleep(forTimeInterval: 4)
+            try deployment.kafka.inject("up 2")
+            log("brokers", "broker 2 down for 4 s: \(load.accepted - acceptedBefore) accepted meanwhile")
             try load.waitUntilAccepted(load.accepted + 200)
         }
         log("brokers", "load: \(report.summary)")
         expectOnlyAcceptedOrUnavailable(report)
         #expect(report.statusCounts.keys.sorted() == [202], "POSTs need only Redis, so Kafka being down must not refuse them")
+        log("brokers", "GET /readyz with every broker down: \(readinessDuringOutage.map { "\($0.status) \($0.bodyText)" } ?? "no answer")")
+        #expect(readinessDuringOutage?.status == 503, "readiness must fail while no broker answers")
+        #expect(readinessDuringOutage?.bodyText.lowercased().contains("kafka") == true, "the 503 must name Kafka")
 
         let check = try PromiseCheck.run(deployment: deployment, acceptedIDs: [warmUp] + report.acceptedIDs)
         log("brokers", "promise: \(check.summary)")
@@ -74,12 +96,17 @@ struct FaultInjectionTests {
 
         let load = LoadGenerator(targets: [instance.http])
         var acceptedDuringOutage = 0
+        var liveness: HTTPTestResponse?
+        var readiness: HTTPTestResponse?
         let report = try withLoad(load) {
             try load.waitUntilAccepted(200)
             deployment.stopRedis()
             let acceptedBeforeOutage = load.accepted
             let unavailableBefore = load.snapshot().statusCounts[503, default: 0]
-            Thread.sleep(forTimeInterval: 4)
+            Thread.sleep(forTimeInterval: 1)
+            liveness = try? instance.http.get("/healthz")
+            readiness = try? instance.http.get("/readyz")
+            Thread.sleep(forTimeInterval: 3)
             let during = load.snapshot()
             acceptedDuringOutage = load.accepted - acceptedBeforeOutage
             log("redis", "Redis down 4 s: \(during.statusCounts[503, default: 0] - unavailableBefore) answered 503, \(acceptedDuringOutage) accepted")
@@ -92,6 +119,10 @@ struct FaultInjectionTests {
         #expect(report.statusCounts[503, default: 0] > 0, "Redis was down for 4 s under load, yet no request was answered 503")
         #expect(report.refused == 0 && report.broken == 0, "the service itself must stay up while Redis is away")
         #expect(instance.process?.isRunning == true, "the service exited while Redis was away")
+        log("redis", "with Redis down: GET /healthz \(liveness.map { "\($0.status)" } ?? "no answer"), GET /readyz \(readiness.map { "\($0.status) \($0.bodyText)" } ?? "no answer")")
+        #expect(liveness?.status == 200, "the process is alive, so /healthz must say so")
+        #expect(readiness?.status == 503, "readiness must fail while Redis is down")
+        #expect(readiness?.bodyText.lowercased().contains("redis") == true, "the 503 must name Redis")
 
         let check = try PromiseCheck.run(deployment: deployment, acceptedIDs: report.acceptedIDs)
         log("redis", "promise: \(check.summary)")

@@ -44,6 +44,7 @@ struct PromiseCheck {
         let started = ContinuousClock.now
         let deadline = started + timeout
         while true {
+            try deployment.checkKafkaRunning()
             let records = try deployment.storedRecords(of: acceptedIDs)
             let done = acceptedIDs.allSatisfy { records[$0].map(isCompletedVersion2) ?? false }
             if done, try deployment.outboxCount() == 0 { break }

@@ -188,6 +188,13 @@ public final class ServiceDeployment: Sendable {
 
     // MARK: Kafka
 
+    /// Throws when dev-kafka has exited: nothing in a test stops it before `tearDown`, so something outside did.
+    public func checkKafkaRunning() throws {
+        guard kafka.process.isRunning else {
+            throw HarnessError("dev-kafka exited unexpectedly (something outside the test stopped it?)\n\(kafka.process.recentOutput())")
+        }
+    }
+
     /// Publishes a raw message on `topic` (default: the transfers topic) and waits until Kafka has it.
     public func publish(key: String?, value: [UInt8], topic: String? = nil) throws {
         try producer.send(topic: topic ?? self.topic, key: key.map { Array($0.utf8) }, value: value)
@@ -230,6 +237,7 @@ public final class ServiceDeployment: Sendable {
         let deadline = ContinuousClock.now + timeout
         var quietSince = ContinuousClock.now
         while ContinuousClock.now < deadline {
+            try checkKafkaRunning()
             let done = markersSeen == markerKeys.count && missingKeys.isEmpty
             if done && ContinuousClock.now - quietSince >= quiet { return contents }
             guard let message = try consumer.poll(timeout: .milliseconds(100)) else { continue }
@@ -248,7 +256,7 @@ public final class ServiceDeployment: Sendable {
         }
         throw HarnessError(
             "reading the topics did not finish within \(timeout): \(markersSeen)/\(markerKeys.count) end markers, "
-                + "\(missingKeys.count) expected keys never seen (e.g. \(missingKeys.prefix(3)))"
+                + "\(missingKeys.count) expected keys never seen (e.g. \(Array(missingKeys.prefix(3))))"
         )
     }
 }
