@@ -3,7 +3,6 @@ import FoundationEssentials
 #if canImport(Glibc)
 import Glibc
 #endif
-import Synchronization
 import Logging
 import TransferService
 
@@ -51,32 +50,5 @@ do {
     exit(1)
 }
 
-// Signals are handled on a Dispatch queue, so stopping runs as ordinary code rather than in a signal handler.
-// The first SIGTERM or SIGINT stops gracefully, within `shutdownLimit`; a second one exits at once.
-let shutdownLimit = 9.5
-let isStopping = Atomic<Bool>(false)
-signal(SIGTERM, SIG_IGN)
-signal(SIGINT, SIG_IGN)
-let signalQueue = DispatchQueue(label: "signals")
-let signalSources = [SIGTERM, SIGINT].map { signalNumber in
-    let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: signalQueue)
-    source.setEventHandler {
-        if isStopping.exchange(true, ordering: .relaxed) {
-            logger.warning("second signal: exiting at once", metadata: ["signal": "\(signalNumber)"])
-            exit(1)
-        }
-        logger.info("stopping", metadata: ["signal": "\(signalNumber)"])
-        // Stopping blocks; it runs on its own thread so that a second signal is still heard.
-        DispatchQueue.global().async {
-            application.stop()
-            exit(0)
-        }
-        DispatchQueue.global().asyncAfter(deadline: .now() + shutdownLimit) {
-            logger.error("graceful shutdown took too long; exiting (the outbox and uncommitted offsets make up for it)")
-            exit(1)
-        }
-    }
-    source.resume()
-    return source
-}
+ShutdownOnSignals.install(application: application, logger: logger)
 dispatchMain()
