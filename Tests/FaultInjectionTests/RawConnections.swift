@@ -52,7 +52,7 @@ final class RawConnection {
         let count = buffer.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT) | Int32(MSG_PEEK)) }
         if count > 0 {
             let text = String(decoding: buffer[..<count], as: UTF8.self)
-            return .answered(String(text.prefix { $0 != "\r" }))
+            return .answered(String(text.prefix { !$0.isNewline }))
         }
         if count < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { return .open }
         return .closed

@@ -162,7 +162,10 @@ public final class ServiceDeployment: Sendable {
         var completed: [String: Int] = [:]
         var recreated: [String: Int] = [:]
         for line in instances.flatMap({ $0.logLines() }) {
-            if line.hasSuffix("transfer completed"), let id = Self.transferID(in: line) {
+            // Text lines end with the message; JSON lines (LOG_FORMAT=json) carry it as a field.
+            if line.hasSuffix("] transfer completed") || line.contains(#""message":"transfer completed""#),
+                let id = Self.transferID(in: line)
+            {
                 completed[id, default: 0] += 1
             } else if line.contains("recreated from its event"), let id = Self.transferID(in: line) {
                 recreated[id, default: 0] += 1
