@@ -1,4 +1,5 @@
 @testable import HTTPServer
+import Foundation
 import Synchronization
 import TestSupport
 import Testing
