@@ -1,5 +1,6 @@
 import CoreMetrics
 import Prometheus
+import Synchronization
 
 /// The service's Prometheus metrics, made through swift-metrics and exposed by `GET /metrics`.
 ///
@@ -8,6 +9,17 @@ import Prometheus
 public final class ServiceMetrics: Sendable {
     private let registry: PrometheusCollectorRegistry
     private let factory: PrometheusMetricsFactory
+    /// Metric handles by label and dimensions: making one through the factory sanitizes names and searches the
+    /// registry, far too slow for every request, so each is made once.
+    private let requestMetrics = Mutex<[RequestKey: (count: CoreMetrics.Counter, duration: CoreMetrics.Timer)]>([:])
+    private let eventCounters = Mutex<[String: CoreMetrics.Counter]>([:])
+    private let dependencyErrorCounters = Mutex<[String: CoreMetrics.Counter]>([:])
+
+    private struct RequestKey: Hashable {
+        var route: String
+        var method: String
+        var status: Int
+    }
 
     let transfersCreated: CoreMetrics.Counter
     let transfersCompleted: CoreMetrics.Counter
@@ -40,23 +52,45 @@ public final class ServiceMetrics: Sendable {
 
     /// Counts one HTTP request and records its duration.
     func recordRequest(route: String, method: String, status: Int, duration: Duration) {
-        CoreMetrics.Counter(
-            label: "http_requests_total", dimensions: [("route", route), ("method", method), ("status", String(status))],
-            factory: factory
-        ).increment()
-        CoreMetrics.Timer(label: "http_request_duration_seconds", dimensions: [("route", route), ("method", method)], factory: factory)
-            .recordNanoseconds(duration.nanoseconds)
+        let key = RequestKey(route: route, method: method, status: status)
+        let metrics = requestMetrics.withLock { cache in
+            if let cached = cache[key] { return cached }
+            let made = (
+                count: CoreMetrics.Counter(
+                    label: "http_requests_total", dimensions: [("route", route), ("method", method), ("status", String(status))],
+                    factory: factory
+                ),
+                duration: CoreMetrics.Timer(
+                    label: "http_request_duration_seconds", dimensions: [("route", route), ("method", method)], factory: factory
+                )
+            )
+            cache[key] = made
+            return made
+        }
+        metrics.count.increment()
+        metrics.duration.recordNanoseconds(duration.nanoseconds)
     }
 
     /// Counts one consumed event by outcome (completed, conflict, recreated, dead_lettered).
     func recordEvent(outcome: String, duration: Duration) {
-        CoreMetrics.Counter(label: "consumer_events_processed_total", dimensions: [("outcome", outcome)], factory: factory).increment()
+        counter(in: eventCounters, label: "consumer_events_processed_total", dimension: ("outcome", outcome)).increment()
         eventProcessingDuration.recordNanoseconds(duration.nanoseconds)
     }
 
     /// Counts a failed call to a dependency ("redis" or "kafka").
     func recordDependencyError(_ dependency: String) {
-        CoreMetrics.Counter(label: "dependency_errors_total", dimensions: [("dependency", dependency)], factory: factory).increment()
+        counter(in: dependencyErrorCounters, label: "dependency_errors_total", dimension: ("dependency", dependency)).increment()
+    }
+
+    private func counter(
+        in cache: borrowing Mutex<[String: CoreMetrics.Counter]>, label: String, dimension: (name: String, value: String)
+    ) -> CoreMetrics.Counter {
+        cache.withLock { counters in
+            if let counter = counters[dimension.value] { return counter }
+            let counter = CoreMetrics.Counter(label: label, dimensions: [(dimension.name, dimension.value)], factory: factory)
+            counters[dimension.value] = counter
+            return counter
+        }
     }
 
     /// Everything in the Prometheus text exposition format.
