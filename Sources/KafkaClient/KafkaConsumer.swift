@@ -47,6 +47,20 @@ public final class KafkaConsumer: @unchecked Sendable {
         try gate.withCall { () throws(KafkaError) in try pollUnguarded(timeout: timeout) }
     }
 
+    /// Up to `maxMessages` messages: waits up to `timeout` for the first, then takes only what is already there.
+    /// Empty when nothing arrived. An error before the first message is thrown; one after it only ends the batch
+    /// early (consumer errors are reports about the connection, not about messages, so none is lost).
+    public func poll(maxMessages: Int, timeout: Duration) throws(KafkaError) -> [KafkaMessage] {
+        try gate.withCall { () throws(KafkaError) in
+            guard let first = try pollUnguarded(timeout: timeout) else { return [] }
+            var batch = [first]
+            while batch.count < maxMessages, let next = try? pollUnguarded(timeout: .zero) {
+                batch.append(next)
+            }
+            return batch
+        }
+    }
+
     private func pollUnguarded(timeout: Duration) throws(KafkaError) -> KafkaMessage? {
         guard let polled = rd_kafka_consumer_poll(handle, timeout.wholeMilliseconds) else { return nil }
         defer { rd_kafka_message_destroy(polled) }

@@ -1,17 +1,31 @@
 import Synchronization
 
 /// A thread-safe pool: connections are made on demand, reused, and a broken one is dropped (so reconnecting after Redis returns is automatic).
+///
+/// After a failed connect, further connects wait out a backoff that doubles up to `maximumReconnectDelay`; meanwhile
+/// callers fail at once with the last connect error, so an outage costs callers nothing but a quick error and
+/// the server is not hammered with connection attempts.
 public final class RedisConnectionPool: Sendable {
     /// How every pooled connection is made.
     public let configuration: RedisConfiguration
     /// At most this many unused connections are kept; extra ones are closed when returned.
     public let maxIdleConnections: Int
+    /// The first wait after a failed connect.
+    public let minimumReconnectDelay: Duration
+    /// The longest wait between connect attempts while the server stays away.
+    public let maximumReconnectDelay: Duration
     private let idle: Mutex<[IdleConnection]>
+    private let reconnect = Mutex(ReconnectState())
 
     /// Creates an empty pool; nothing connects until the first `withConnection`.
-    public init(configuration: RedisConfiguration, maxIdleConnections: Int = 32) {
+    public init(
+        configuration: RedisConfiguration, maxIdleConnections: Int = 32,
+        minimumReconnectDelay: Duration = .milliseconds(50), maximumReconnectDelay: Duration = .seconds(1)
+    ) {
         self.configuration = configuration
         self.maxIdleConnections = max(0, maxIdleConnections)
+        self.minimumReconnectDelay = minimumReconnectDelay
+        self.maximumReconnectDelay = max(minimumReconnectDelay, maximumReconnectDelay)
         self.idle = Mutex([])
     }
 
@@ -35,8 +49,21 @@ public final class RedisConnectionPool: Sendable {
         if let reused = idle.withLock({ $0.popLast() }) {
             return reused.connection
         }
+        let now = ContinuousClock.now
+        if let waiting = reconnect.withLock({ $0.errorIfWaiting(at: now) }) {
+            throw waiting
+        }
         // Connect outside the lock so one slow connect does not stall other threads.
-        return try RedisConnection(configuration: configuration)
+        do {
+            let connection = try RedisConnection(configuration: configuration)
+            reconnect.withLock { $0.succeeded() }
+            return connection
+        } catch {
+            reconnect.withLock {
+                $0.failed(with: error, at: .now, minimumDelay: minimumReconnectDelay, maximumDelay: maximumReconnectDelay)
+            }
+            throw error
+        }
     }
 
     private func checkIn(_ connection: RedisConnection) {
@@ -57,6 +84,30 @@ public final class RedisConnectionPool: Sendable {
                 idle.append(wrapped)
             }
         }
+    }
+}
+
+/// The reconnect backoff: when the next connect may be tried, and what to answer until then.
+private struct ReconnectState {
+    var delay: Duration = .zero
+    var notBefore: ContinuousClock.Instant?
+    var lastError: RedisError?
+
+    func errorIfWaiting(at now: ContinuousClock.Instant) -> RedisError? {
+        guard let notBefore, now < notBefore, let lastError else { return nil }
+        return RedisError(kind: lastError.kind, message: "\(lastError.message) (next reconnect attempt in \(notBefore - now))")
+    }
+
+    mutating func failed(with error: RedisError, at now: ContinuousClock.Instant, minimumDelay: Duration, maximumDelay: Duration) {
+        delay = delay == .zero ? minimumDelay : min(delay * 2, maximumDelay)
+        notBefore = now + delay
+        lastError = error
+    }
+
+    mutating func succeeded() {
+        delay = .zero
+        notBefore = nil
+        lastError = nil
     }
 }
 

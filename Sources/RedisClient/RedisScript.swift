@@ -22,6 +22,22 @@ public struct RedisScript: Sendable {
         }
     }
 
+    /// Runs the script once per call in a single round trip (a pipeline). Replies come back in order; error replies
+    /// stay in the list as `.error`, except NOSCRIPT: then the script is loaded and just those calls run again.
+    public func runPipelined(
+        on connection: RedisConnection, calls: [(keys: [String], arguments: [String])]
+    ) throws(RedisError) -> [RedisReply] {
+        var replies = try connection.pipeline(calls.map { evalSHAArguments(keys: $0.keys, arguments: $0.arguments) })
+        let missing = replies.indices.filter { replies[$0].errorMessage?.hasPrefix("NOSCRIPT") == true }
+        guard !missing.isEmpty else { return replies }
+        try load(on: connection)
+        let retried = try connection.pipeline(missing.map { evalSHAArguments(keys: calls[$0].keys, arguments: calls[$0].arguments) })
+        for (index, reply) in zip(missing, retried) {
+            replies[index] = reply
+        }
+        return replies
+    }
+
     /// The EVALSHA argument list, for use inside a pipeline (caller handles NOSCRIPT by loading and retrying).
     public func evalSHAArguments(keys: [String], arguments: [String]) -> [String] {
         var command: [String] = []

@@ -4,6 +4,7 @@ import ExactJSON
 public enum TransferStatus: String, Sendable, Hashable, CaseIterable {
     case initiated
     case completed
+    case cancelled
 }
 
 /// A money transfer: the record stored under `transfer:<id>` and the event published to Kafka.
@@ -15,21 +16,30 @@ public struct Transfer: Sendable, Hashable {
     public var status: TransferStatus
     /// Grows by one with every change; the consumer's optimistic check compares it.
     public var version: Int
+    /// When it was created (RFC 3339, UTC); nil for records written by the original sketch.
+    public var createdAt: String?
+    /// When this version was made (RFC 3339, UTC); nil for records written by the original sketch.
+    public var updatedAt: String?
 
-    public init(id: TransferID, senderID: String, receiverID: String, amount: Amount, status: TransferStatus, version: Int) {
+    public init(
+        id: TransferID, senderID: String, receiverID: String, amount: Amount, status: TransferStatus, version: Int,
+        createdAt: String? = nil, updatedAt: String? = nil
+    ) {
         self.id = id
         self.senderID = senderID
         self.receiverID = receiverID
         self.amount = amount
         self.status = status
         self.version = version
+        self.createdAt = createdAt
+        self.updatedAt = updatedAt
     }
 
-    /// A new transfer from a validated request: status `initiated`, version 1.
-    public static func initiate(_ request: TransferRequest, id: TransferID) -> Transfer {
+    /// A new transfer from a validated request: status `initiated`, version 1, created `at` the given time.
+    public static func initiate(_ request: TransferRequest, id: TransferID, at time: String) -> Transfer {
         Transfer(
             id: id, senderID: request.senderID, receiverID: request.receiverID, amount: request.amount,
-            status: .initiated, version: 1
+            status: .initiated, version: 1, createdAt: time, updatedAt: time
         )
     }
 }
@@ -38,12 +48,32 @@ public struct Transfer: Sendable, Hashable {
 
 extension Transfer {
     /// The state after the consumer processes this transfer's event: `completed`, one version later.
-    public func completed() -> Transfer {
+    public func completed(at time: String) -> Transfer {
+        changed(to: .completed, at: time)
+    }
+
+    /// The state after a client cancels it, if the client saw the current version and it is still `initiated`.
+    public func cancelled(expectedVersion: Int, at time: String) throws(CancellationRefusal) -> Transfer {
+        guard expectedVersion == version else { throw .versionMismatch(currentVersion: version) }
+        guard status == .initiated else { throw .notCancellable(status: status) }
+        return changed(to: .cancelled, at: time)
+    }
+
+    private func changed(to status: TransferStatus, at time: String) -> Transfer {
         var next = self
-        next.status = .completed
+        next.status = status
         next.version = version + 1
+        next.updatedAt = time
         return next
     }
+}
+
+/// Why a transfer cannot be cancelled.
+public enum CancellationRefusal: Error, Sendable, Equatable {
+    /// The client's version is not the current one: it must read the transfer again.
+    case versionMismatch(currentVersion: Int)
+    /// It is no longer `initiated` (already completed or cancelled).
+    case notCancellable(status: TransferStatus)
 }
 
 /// What processing an event did to the stored transfer. Redis applies the rule atomically in a script;
@@ -66,9 +96,9 @@ public enum CompletionOutcome: Sendable, Equatable {
 // MARK: - JSON
 
 extension Transfer {
-    /// The JSON object with the sketch's six fields, in the sketch's order.
+    /// The JSON object: the sketch's six fields in the sketch's order, then the timestamps when known.
     public var jsonObject: JSONObject {
-        JSONObject([
+        var object = JSONObject([
             "transfer_id": .string(id.rawValue),
             "sender_id": .string(senderID),
             "receiver_id": .string(receiverID),
@@ -76,6 +106,9 @@ extension Transfer {
             "status": .string(status.rawValue),
             "version": .number(String(version)),
         ])
+        if let createdAt { object["created_at"] = .string(createdAt) }
+        if let updatedAt { object["updated_at"] = .string(updatedAt) }
+        return object
     }
 
     /// The compact JSON text of `jsonObject`: what is stored in Redis and published to Kafka.
@@ -121,9 +154,13 @@ extension Transfer {
         } catch {
             throw TransferDecodingError(reason: "amount \(error)")
         }
+        func optionalString(_ name: String) throws(TransferDecodingError) -> String? {
+            object[name] == nil || object[name] == .null ? nil : try string(name)
+        }
         self.init(
             id: id, senderID: try string("sender_id"), receiverID: try string("receiver_id"),
-            amount: amount, status: status, version: version
+            amount: amount, status: status, version: version,
+            createdAt: try optionalString("created_at"), updatedAt: try optionalString("updated_at")
         )
     }
 

@@ -54,6 +54,12 @@ public struct TransferRequest: Sendable, Hashable {
         self.amount = amount
     }
 
+    /// The request in one canonical text (fields in a fixed order, the amount in cents), so that two requests
+    /// mean the same thing exactly when their fingerprints are equal, whatever their formatting.
+    public var fingerprint: String {
+        JSONValue.array([.string(senderID), .string(receiverID), .number(String(amount.minorUnits))]).serialized
+    }
+
     /// A request from already-valid parts (for tests and tools).
     public init(senderID: String, receiverID: String, amount: Amount) {
         self.senderID = senderID

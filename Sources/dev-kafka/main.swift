@@ -1,5 +1,7 @@
 // dev-kafka: runs librdkafka's mock Kafka cluster on loopback for local development, until SIGTERM/SIGINT.
-// The first stdout line is the bootstrap list (host:port,...); everything else goes to stderr.
+// The first stdout line is the bootstrap list (host:port,...); diagnostics go to stderr.
+// Fault injection for tests: each line on stdin is a command (`down all`, `up 2`, `rtt all 200`), answered with
+// exactly one stdout line, `ok` or `error <reason>`. See `FaultCommand`.
 
 import Dispatch
 import KafkaClient
@@ -22,7 +24,7 @@ struct UsageError: Error, CustomStringConvertible {
     var description: String
 }
 
-let usage = "usage: dev-kafka [--brokers N] [--partitions N] [--topic NAME]..."
+let usage = "usage: dev-kafka [--brokers N] [--partitions N] [--topic NAME]...  (stdin: down|up all|ID, rtt all|ID MS)"
 
 /// Parses the arguments after the program name.
 func parseOptions(_ arguments: [String]) throws(UsageError) -> Options {
@@ -90,6 +92,12 @@ print(cluster.bootstrapServers)
 fflush(nil)
 let topicNames = options.topics.flatMap { [$0, "\($0).dlq"] }.joined(separator: ", ")
 printError("mock cluster with \(options.brokers) broker(s) up; topics (\(options.partitions) partitions each): \(topicNames)")
+
+// Blocking reads belong on a thread of their own; a stdin at EOF (e.g. /dev/null) just ends the loop.
+let controlQueue = DispatchQueue(label: "dev-kafka-control")
+controlQueue.async { [cluster, options] in
+    runControlLoop(cluster: cluster, brokerCount: options.brokers)
+}
 
 // Dispatch sources see the signals only once their default action (terminate) is disabled.
 var signalSources: [any DispatchSourceSignal] = []

@@ -1,4 +1,6 @@
-import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// `transfer-service healthcheck`: asks the local service's `/healthz` and exits 0 when it answers 200.
 /// For container HEALTHCHECKs, so the runtime image needs no curl. A plain socket keeps it free of libcurl.

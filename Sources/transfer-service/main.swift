@@ -1,4 +1,8 @@
-import Foundation
+import Dispatch
+import FoundationEssentials
+#if canImport(Glibc)
+import Glibc
+#endif
 import Logging
 import TransferService
 
@@ -18,16 +22,21 @@ do {
         environment: ProcessInfo.processInfo.environment, arguments: Array(arguments.dropFirst(isHealthCheck ? 1 : 0))
     )
 } catch {
-    FileHandle.standardError.write(Data("transfer-service: \(error)\n".utf8))
+    let line = "transfer-service: \(error)\n"
+    _ = line.withCString { write(STDERR_FILENO, $0, strlen($0)) }
     exit(2)
 }
 if isHealthCheck {
     exit(HealthProbe.run(port: configuration.httpPort))
 }
 
+let logLevel = Logger.Level(rawValue: configuration.logLevel) ?? .info
 LoggingSystem.bootstrap { label in
+    if configuration.logFormat == "json" {
+        return JSONLogHandler(label: label, level: logLevel)
+    }
     var handler = StreamLogHandler.standardOutput(label: label)
-    handler.logLevel = Logger.Level(rawValue: configuration.logLevel) ?? .info
+    handler.logLevel = logLevel
     return handler
 }
 let logger = Logger(label: "transfer-service")
@@ -41,18 +50,5 @@ do {
     exit(1)
 }
 
-// Signals are handled on a Dispatch queue, so stopping runs as ordinary code rather than in a signal handler.
-signal(SIGTERM, SIG_IGN)
-signal(SIGINT, SIG_IGN)
-let signalQueue = DispatchQueue(label: "signals")
-let signalSources = [SIGTERM, SIGINT].map { signalNumber in
-    let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: signalQueue)
-    source.setEventHandler {
-        logger.info("stopping", metadata: ["signal": "\(signalNumber)"])
-        application.stop()
-        exit(0)
-    }
-    source.resume()
-    return source
-}
+ShutdownOnSignals.install(application: application, logger: logger)
 dispatchMain()

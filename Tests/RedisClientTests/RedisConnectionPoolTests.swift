@@ -1,3 +1,4 @@
+import Foundation
 import RedisClient
 import Synchronization
 import Testing
@@ -80,8 +81,30 @@ struct RedisConnectionPoolTests {
 
         let restarted = try RedisServer.start(appendOnly: true, port: server.port, directory: server.directory)
         defer { restarted.stop() }
-        #expect(try pool.withConnection { try $0.command(["PING"]) } == .status("PONG"))
+        // The pool reconnects once its backoff (at most maximumReconnectDelay) has passed.
+        let deadline = ContinuousClock.now + .seconds(10)
+        var reply: RedisReply?
+        while reply == nil, ContinuousClock.now < deadline {
+            reply = try? pool.withConnection { try $0.command(["PING"]) }
+            if reply == nil { Thread.sleep(forTimeInterval: 0.05) }
+        }
+        #expect(reply == .status("PONG"))
         #expect(try pool.withConnection { try $0.command(["INCR", key + ":after"]) } == .integer(1))
+    }
+
+    @Test func connectsAreNotRetriedDuringTheBackoff() throws {
+        let port = FreePort.find()
+        let pool = RedisConnectionPool(
+            configuration: RedisConfiguration(host: "127.0.0.1", port: port),
+            minimumReconnectDelay: .seconds(30), maximumReconnectDelay: .seconds(30)
+        )
+        #expect(throws: RedisError.self) { try pool.withConnection { try $0.command(["PING"]) } }
+        // The server comes up, but within the backoff the pool answers with the last error without connecting.
+        let server = try RedisServer.start(port: port)
+        defer { server.stop() }
+        let waiting = #expect(throws: RedisError.self) { try pool.withConnection { try $0.command(["PING"]) } }
+        #expect(waiting?.kind == .connection)
+        #expect(waiting?.message.contains("next reconnect attempt") == true)
     }
 
     @Test func unreachableServerFailsWithConnectionKind() throws {

@@ -14,8 +14,10 @@ public enum Products {
     public static func path(_ name: String) -> String { directory + "/" + name }
 }
 
-/// One `dev-kafka` for the whole test run: librdkafka's mock cluster, as a child process on loopback ports.
+/// A `dev-kafka` child process: librdkafka's mock cluster on loopback ports, whose brokers tests can take down
+/// and up (fault-injection commands on its stdin). `shared` serves the whole test run; fault tests start their own.
 public final class DevKafka: Sendable {
+    /// The cluster most service tests share; never faulted.
     public static let shared: DevKafka = {
         do {
             return try DevKafka()
@@ -26,10 +28,30 @@ public final class DevKafka: Sendable {
 
     public let process: ChildProcess
     public let bootstrapServers: String
+    /// Brokers are numbered 1...brokerCount.
+    public let brokerCount: Int
 
-    private init() throws {
-        process = try ChildProcess(executable: Products.path("dev-kafka"), arguments: [], name: "dev-kafka")
+    /// Starts dev-kafka with `brokers` brokers; `topics` (and their `.dlq` topics) are created with `partitions`
+    /// partitions, other topics are auto-created on first use.
+    public init(brokers: Int = 3, partitions: Int = 3, topics: [String] = [], name: String = "dev-kafka") throws {
+        var arguments = ["--brokers", String(brokers), "--partitions", String(partitions)]
+        for topic in topics { arguments += ["--topic", topic] }
+        brokerCount = brokers
+        process = try ChildProcess(executable: Products.path("dev-kafka"), arguments: arguments, name: name, stdinPipe: true)
         bootstrapServers = try process.firstStdoutLine(timeout: .seconds(30))
+    }
+
+    /// Sends one fault-injection command (`down all`, `up all`, `down 2`, `rtt all 200`, `rtt all 0`) and throws
+    /// unless dev-kafka answers `ok`.
+    public func inject(_ command: String) throws {
+        let answer = try process.sendLine(command, replyTimeout: .seconds(10))
+        guard answer == "ok" else { throw HarnessError("dev-kafka refused \"\(command)\": \(answer)") }
+    }
+
+    /// Stops the cluster (SIGTERM, then SIGKILL if it lingers).
+    public func stop() {
+        process.closeStdin()
+        process.stop(timeout: .seconds(5))
     }
 }
 
@@ -153,6 +175,7 @@ public final class ServiceHarness: Sendable {
     }
 }
 
+/// A harness step that failed, with the service output that explains it.
 public struct HarnessError: Error, CustomStringConvertible {
     public var description: String
     public init(_ description: String) { self.description = description }

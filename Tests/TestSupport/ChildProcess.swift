@@ -22,7 +22,8 @@ public struct ChildProcessError: Error, CustomStringConvertible {
 ///
 /// Spawned with posix_spawn rather than Foundation.Process so the child starts with an empty signal mask and
 /// default signal handlers: test-runner threads block SIGTERM, and a child inheriting that would ignore `stop()`.
-// @unchecked Sendable is safe: stored properties are immutable except the exit status, which is behind a Mutex.
+// @unchecked Sendable is safe: stored properties are immutable except the exit status and the stdin socket, which
+// are behind Mutexes.
 public final class ChildProcess: @unchecked Sendable {
     /// The child's process id.
     public let pid: Int32
@@ -34,9 +35,16 @@ public final class ChildProcess: @unchecked Sendable {
     public let name: String
     /// Exit status once reaped (exit code, or 128+signal); reaping happens under this lock so it happens once.
     private let exitStatus = Mutex<Int32?>(nil)
+    /// Our end of the child's stdin (a socket, so writes never raise SIGPIPE), or -1 when stdin is /dev/null or closed.
+    /// The lock also keeps one `sendLine` exchange from interleaving with another.
+    private let stdinSocket: Mutex<Int32>
 
     /// Starts `executable` (a path, or a name looked up on PATH); a nil `environment` inherits ours, a non-nil one is merged over ours.
-    public init(executable: String, arguments: [String] = [], environment: [String: String]? = nil, name: String) throws {
+    /// With `stdinPipe` the child's stdin is connected to us (`writeToStdin`, `sendLine`), otherwise it is /dev/null.
+    public init(
+        executable: String, arguments: [String] = [], environment: [String: String]? = nil, name: String,
+        stdinPipe: Bool = false
+    ) throws {
         let directory = try ChildProcessRegistry.makeDirectory(for: name)
         self.name = name
         stdoutPath = directory + "/stdout.log"
@@ -46,19 +54,95 @@ public final class ChildProcess: @unchecked Sendable {
         if let environment {
             mergedEnvironment.merge(environment) { _, override in override }
         }
-        pid = try Self.spawn(
-            executable: executable,
-            arguments: [executable] + arguments,
-            environment: mergedEnvironment.map { "\($0.key)=\($0.value)" },
-            stdoutPath: stdoutPath,
-            stderrPath: stderrPath)
+        var sockets: [Int32] = [-1, -1]
+        if stdinPipe {
+            // CLOEXEC so children spawned meanwhile by other threads do not inherit either end.
+            guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &sockets) == 0 else {
+                throw ChildProcessError("socketpair for \(name)'s stdin: \(String(cString: strerror(errno)))")
+            }
+            // The child only reads; shutting down our read side makes a stray write from it fail instead of pile up.
+            shutdown(sockets[1], Int32(SHUT_RD))
+        }
+        do {
+            pid = try Self.spawn(
+                executable: executable,
+                arguments: [executable] + arguments,
+                environment: mergedEnvironment.map { "\($0.key)=\($0.value)" },
+                stdinDescriptor: stdinPipe ? sockets[0] : nil,
+                stdoutPath: stdoutPath,
+                stderrPath: stderrPath)
+        } catch {
+            if stdinPipe { close(sockets[0]); close(sockets[1]) }
+            throw error
+        }
+        if stdinPipe { close(sockets[0]) }
+        stdinSocket = Mutex(sockets[1])
         ChildProcessRegistry.remember(pid)
     }
 
     deinit {
         // Reap a child that already exited so it does not linger as a zombie; a live one is left to stop()/atexit.
         _ = poll()
+        closeStdin()
     }
+
+    // MARK: stdin and stdout lines
+
+    /// Writes `text` to the child's stdin; throws if the child was started without `stdinPipe`, or stdin is closed.
+    public func writeToStdin(_ text: String) throws {
+        try stdinSocket.withLock { socket in try Self.write(text, to: socket, name: name) }
+    }
+
+    /// Closes the child's stdin (it reads EOF). Safe to call more than once.
+    public func closeStdin() {
+        stdinSocket.withLock { socket in
+            if socket >= 0 { close(socket) }
+            socket = -1
+        }
+    }
+
+    /// The complete lines the child has written to stdout so far.
+    public func stdoutLines() -> [String] {
+        let output = (try? String(contentsOfFile: stdoutPath, encoding: .utf8)) ?? ""
+        return output.split(separator: "\n", omittingEmptySubsequences: false).dropLast().map(String.init)
+    }
+
+    /// Sends one command line on stdin and returns the next line the child writes to stdout, for children that
+    /// answer each stdin line with one stdout line. Exchanges from several threads are serialized.
+    public func sendLine(_ line: String, replyTimeout: Duration = .seconds(10)) throws -> String {
+        try stdinSocket.withLock { socket in
+            let linesBefore = stdoutLines().count
+            try Self.write(line + "\n", to: socket, name: name)
+            let deadline = ContinuousClock.now + replyTimeout
+            while true {
+                let lines = stdoutLines()
+                if lines.count > linesBefore { return lines[linesBefore] }
+                if !isRunning {
+                    throw ChildProcessError("\(name) exited before answering \"\(line)\"\n\(recentOutput())")
+                }
+                if ContinuousClock.now >= deadline {
+                    throw ChildProcessError("\(name) did not answer \"\(line)\" within \(replyTimeout)\n\(recentOutput())")
+                }
+                Thread.sleep(forTimeInterval: 0.005)
+            }
+        }
+    }
+
+    private static func write(_ text: String, to socket: Int32, name: String) throws {
+        guard socket >= 0 else { throw ChildProcessError("\(name) has no open stdin pipe") }
+        let bytes = Array(text.utf8)
+        var written = 0
+        while written < bytes.count {
+            let count = bytes.withUnsafeBytes { send(socket, $0.baseAddress! + written, $0.count - written, Int32(MSG_NOSIGNAL)) }
+            if count < 0 {
+                if errno == EINTR { continue }
+                throw ChildProcessError("writing to \(name)'s stdin: \(String(cString: strerror(errno)))")
+            }
+            written += count
+        }
+    }
+
+    // MARK: lifetime
 
     /// Waits for the first complete line the child writes to stdout.
     public func firstStdoutLine(timeout: Duration) throws -> String {
@@ -134,14 +218,21 @@ public final class ChildProcess: @unchecked Sendable {
         }
     }
 
-    /// posix_spawn with stdin from /dev/null, stdout/stderr to files, a clean signal state and no inherited fds.
+    /// posix_spawn with stdin from `stdinDescriptor` (or /dev/null), stdout/stderr to files, a clean signal state
+    /// and no inherited fds.
     private static func spawn(
-        executable: String, arguments: [String], environment: [String], stdoutPath: String, stderrPath: String
+        executable: String, arguments: [String], environment: [String], stdinDescriptor: Int32?, stdoutPath: String,
+        stderrPath: String
     ) throws -> Int32 {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        if let stdinDescriptor {
+            // dup2 clears CLOEXEC on the copy, so only descriptor 0 survives into the child.
+            posix_spawn_file_actions_adddup2(&actions, stdinDescriptor, 0)
+        } else {
+            posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        }
         posix_spawn_file_actions_addopen(&actions, 1, stdoutPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         posix_spawn_file_actions_addopen(&actions, 2, stderrPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         // Sockets the test process holds (hiredis does not set CLOEXEC) must not stay open in the child.

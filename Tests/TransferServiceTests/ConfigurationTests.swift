@@ -1,7 +1,7 @@
-import ServiceTestSupport
 import Foundation
-import Testing
+import ServiceTestSupport
 import TestSupport
+import Testing
 import TransferService
 
 @Suite struct ConfigurationTests {

@@ -1,6 +1,6 @@
 import ServiceTestSupport
-import Testing
 import TestSupport
+import Testing
 
 @Suite struct HealthTests {
     let harness = ServiceHarness.shared

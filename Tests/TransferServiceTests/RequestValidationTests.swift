@@ -1,8 +1,8 @@
-import ServiceTestSupport
 import ExactJSON
 import Foundation
-import Testing
+import ServiceTestSupport
 import TestSupport
+import Testing
 import Transfers
 
 /// Bad requests over real HTTP: each gets its 4xx problem+json answer, and nothing is written.

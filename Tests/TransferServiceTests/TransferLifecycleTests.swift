@@ -1,10 +1,10 @@
-import ServiceTestSupport
 import ExactJSON
 import Foundation
 import KafkaClient
+import ServiceTestSupport
 import Synchronization
-import Testing
 import TestSupport
+import Testing
 import Transfers
 
 /// A transfer's whole path through the real service: HTTP, Redis, Kafka, the consumer, and back.
@@ -20,6 +20,12 @@ import Transfers
         return (id, body)
     }
 
+    /// `2026-11-26T08:04:39.123Z`: RFC 3339 in UTC.
+    static func isRFC3339UTC(_ value: JSONValue) -> Bool {
+        guard case .string(let text) = value else { return false }
+        return text.wholeMatch(of: /\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z/) != nil
+    }
+
     @Test func createdTransferIsAcceptedThenReadBackCompletedWithVersion2() throws {
         let response = try harness.http.postJSON("/transfers", #"{"sender_id":"alice","receiver_id":"bob","amount":100.5}"#)
         #expect(response.status == 202)
@@ -32,18 +38,27 @@ import Transfers
         #expect(TransferID(id)?.rawValue == id, "a lowercase UUID")
         #expect(Array(id)[14] == "4", "UUID version 4")
         #expect(response.headers["location"] == "/transfers/\(id)")
+        let created = try #require(object["created_at"])
         #expect(object == JSONObject([
             "transfer_id": .string(id), "sender_id": .string("alice"), "receiver_id": .string("bob"),
             "amount": .number("100.5"), "status": .string("initiated"), "version": .number("1"),
+            "created_at": created, "updated_at": created,
         ]))
+        #expect(Self.isRFC3339UTC(created))
+        #expect(response.headers["etag"] == #""1""#)
 
         _ = try harness.waitForStoredTransfer(id) { $0.status == .completed }
         let read = try harness.http.get("/transfers/\(id)")
         #expect(read.status == 200)
-        #expect(try JSONValue.parse(read.body) == .object(JSONObject([
+        #expect(read.headers["etag"] == #""2""#)
+        guard case .object(let completed) = try JSONValue.parse(read.body) else { throw HarnessError("not an object") }
+        let updated = try #require(completed["updated_at"])
+        #expect(Self.isRFC3339UTC(updated))
+        #expect(completed == JSONObject([
             "transfer_id": .string(id), "sender_id": .string("alice"), "receiver_id": .string("bob"),
             "amount": .number("100.5"), "status": .string("completed"), "version": .number("2"),
-        ])))
+            "created_at": created, "updated_at": updated,
+        ]))
     }
 
     @Test(arguments: ["0.1", "100.50", "999999999999.99", "1000000000000", "1e2"])
@@ -59,25 +74,15 @@ import Transfers
 
     @Test func publishedMessageIsKeyedByTransferIDAndCarriesTheSketchFields() throws {
         let (id, _) = try createTransfer()
-        var configuration = KafkaConsumerConfiguration(
-            bootstrapServers: DevKafka.shared.bootstrapServers, groupId: "inspector-\(UUID().uuidString)"
-        )
-        configuration.autoOffsetReset = "earliest"
-        let consumer = try KafkaConsumer(configuration: configuration)
-        defer { consumer.close() }
-        try consumer.subscribe(topics: [harness.topic])
-        let deadline = Date().addingTimeInterval(60)
-        var found: KafkaMessage?
-        while found == nil, Date() < deadline {
-            if let message = try consumer.poll(timeout: .milliseconds(200)), message.key == Array(id.utf8) {
-                found = message
-            }
-        }
-        let message = try #require(found, "no message with key \(id)")
-        #expect(try JSONValue.parse(message.value) == .object(JSONObject([
-            "transfer_id": .string(id), "sender_id": .string("alice"), "receiver_id": .string("bob"),
-            "amount": .number("100.5"), "status": .string("initiated"), "version": .number("1"),
-        ])))
+        let message = try #require(try messages(in: harness.topic, withKey: id, count: 1).first, "no message with key \(id)")
+        guard case .object(let event) = try JSONValue.parse(message.value) else { throw HarnessError("not an object") }
+        #expect(Array(event.names.prefix(6)) == ["transfer_id", "sender_id", "receiver_id", "amount", "status", "version"])
+        #expect(event["transfer_id"] == .string(id))
+        #expect(event["sender_id"] == .string("alice"))
+        #expect(event["receiver_id"] == .string("bob"))
+        #expect(event["amount"] == .number("100.5"))
+        #expect(event["status"] == .string("initiated"))
+        #expect(event["version"] == .number("1"))
     }
 
     @Test func redeliveredEventLeavesVersion2() throws {
@@ -139,6 +144,31 @@ import Transfers
         }
         // The marker shares the partition and comes after the poison: it is processed only if they were skipped.
         try harness.waitUntilConsumed(key: key)
+
+        // Each one was parked in the dead-letter topic, unchanged, with its reason.
+        let deadLetters = try messages(in: harness.topic + ".dlq", withKey: key, count: poison.count)
+        #expect(deadLetters.map(\.value) == poison)
+        for message in deadLetters {
+            let reason = message.headers.first { $0.key == "reason" }.map { String(decoding: $0.value, as: UTF8.self) }
+            #expect(reason?.isEmpty == false, "no reason header on \(message)")
+        }
+    }
+
+    /// Reads `topic` from the start in a fresh group until `count` messages with `key` were seen (in order).
+    private func messages(in topic: String, withKey key: String, count: Int) throws -> [KafkaMessage] {
+        let consumer = try KafkaConsumer(configuration: KafkaConsumerConfiguration(
+            bootstrapServers: DevKafka.shared.bootstrapServers, groupId: "inspector-\(UUID().uuidString)"
+        ))
+        defer { consumer.close() }
+        try consumer.subscribe(topics: [topic])
+        let deadline = Date().addingTimeInterval(60)
+        var found: [KafkaMessage] = []
+        while found.count < count, Date() < deadline {
+            if let message = try consumer.poll(timeout: .milliseconds(200)), message.key == Array(key.utf8) {
+                found.append(message)
+            }
+        }
+        return found
     }
 
     @Test func thousandConcurrentCreatesAllComplete() throws {

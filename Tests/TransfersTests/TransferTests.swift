@@ -6,18 +6,42 @@ import Transfers
 
     @Test func initiatedTransferIsVersionOne() {
         let request = TransferRequest(senderID: "a", receiverID: "b", amount: Amount(minorUnits: 10050))
-        let transfer = Transfer.initiate(request, id: id)
+        let transfer = Transfer.initiate(request, id: id, at: "2026-11-26T08:00:00.000Z")
         #expect(transfer.status == .initiated)
         #expect(transfer.version == 1)
-        #expect(transfer.json == #"{"transfer_id":"3f2b8c1e-4a5d-4e6f-8a9b-0c1d2e3f4a5b","sender_id":"a","receiver_id":"b","amount":100.5,"status":"initiated","version":1}"#)
+        #expect(transfer.json == #"{"transfer_id":"3f2b8c1e-4a5d-4e6f-8a9b-0c1d2e3f4a5b","sender_id":"a","receiver_id":"b","amount":100.5,"status":"initiated","version":1,"created_at":"2026-11-26T08:00:00.000Z","updated_at":"2026-11-26T08:00:00.000Z"}"#)
     }
 
-    @Test func completingIncrementsTheVersion() {
-        let transfer = Transfer(id: id, senderID: "a", receiverID: "b", amount: Amount(minorUnits: 1), status: .initiated, version: 1)
-        let completed = transfer.completed()
+    @Test func completingIncrementsTheVersionAndStampsTheChange() {
+        let transfer = Transfer(
+            id: id, senderID: "a", receiverID: "b", amount: Amount(minorUnits: 1), status: .initiated, version: 1,
+            createdAt: "2026-11-26T08:00:00.000Z", updatedAt: "2026-11-26T08:00:00.000Z"
+        )
+        let completed = transfer.completed(at: "2026-11-26T08:00:01.000Z")
         #expect(completed.status == .completed)
         #expect(completed.version == 2)
         #expect(completed.amount == transfer.amount)
+        #expect(completed.createdAt == "2026-11-26T08:00:00.000Z")
+        #expect(completed.updatedAt == "2026-11-26T08:00:01.000Z")
+    }
+
+    @Test func cancellingNeedsTheCurrentVersionAndAnInitiatedTransfer() throws {
+        let transfer = Transfer(id: id, senderID: "a", receiverID: "b", amount: Amount(minorUnits: 1), status: .initiated, version: 1)
+        let cancelled = try transfer.cancelled(expectedVersion: 1, at: "t")
+        #expect(cancelled.status == .cancelled)
+        #expect(cancelled.version == 2)
+        #expect(throws: CancellationRefusal.versionMismatch(currentVersion: 1)) { try transfer.cancelled(expectedVersion: 2, at: "t") }
+        #expect(throws: CancellationRefusal.notCancellable(status: .cancelled)) { try cancelled.cancelled(expectedVersion: 2, at: "t") }
+        let completed = transfer.completed(at: "t")
+        #expect(throws: CancellationRefusal.notCancellable(status: .completed)) { try completed.cancelled(expectedVersion: 2, at: "t") }
+    }
+
+    @Test func fingerprintIgnoresFormattingButNotMeaning() throws {
+        let a = try TransferRequest(json: Array(#"{"sender_id":"a","receiver_id":"b","amount":1.50}"#.utf8))
+        let b = try TransferRequest(json: Array(#"{ "amount": 15e-1, "receiver_id": "b", "sender_id": "a" }"#.utf8))
+        let c = try TransferRequest(json: Array(#"{"sender_id":"a","receiver_id":"b","amount":1.51}"#.utf8))
+        #expect(a.fingerprint == b.fingerprint)
+        #expect(a.fingerprint != c.fingerprint)
     }
 
     @Test(arguments: [

@@ -1,3 +1,5 @@
+import RedisClient
+
 /// Everything the service needs to run, read from environment variables and command-line flags.
 ///
 /// Each setting has an environment variable named after the original sketch's constants and a matching flag
@@ -14,12 +16,29 @@ public struct ServiceConfiguration: Sendable, Equatable {
     public var redisPassword: String?
     public var httpHost = "0.0.0.0"
     public var httpPort = 8080
+    /// The longest an HTTP request may wait on Redis (connect plus command), in milliseconds.
+    public var requestTimeoutMilliseconds = 5_000
     /// libmicrohttpd worker threads; each may hold one Redis connection while it serves a request.
     public var httpThreads = 8
     public var logLevel = "info"
+    /// `text` (one readable line per event) or `json` (one JSON object per line).
+    public var logFormat = "text"
+    /// Bearer tokens that may call the API; empty means no authentication.
+    public var apiTokens: [String] = []
 
     /// The defaults.
     public init() {}
+
+    /// Redis settings whose connect and command timeouts together stay within the request timeout, since a request
+    /// makes at most one connect and one command.
+    public var redis: RedisConfiguration {
+        let budget = Duration.milliseconds(requestTimeoutMilliseconds)
+        let connectTimeout = min(budget / 4, .seconds(1))
+        return RedisConfiguration(
+            host: redisHost, port: redisPort, password: redisPassword, database: redisDatabase,
+            connectTimeout: connectTimeout, commandTimeout: budget - connectTimeout
+        )
+    }
 
     /// One setting: its environment variable, how to apply a text value, and its help line.
     struct Setting: Sendable {
@@ -63,8 +82,23 @@ public struct ServiceConfiguration: Sendable, Equatable {
         Setting(environmentName: "HTTP_PORT", help: "port to listen on; 0 picks a free one (8080)") { configuration, value throws(ConfigurationError) in
             configuration.httpPort = try integer(value, "HTTP_PORT", in: 0...65535)
         },
+        Setting(environmentName: "REQUEST_TIMEOUT_MS", help: "longest an HTTP request waits on Redis, in ms (5000)") {
+            configuration, value throws(ConfigurationError) in
+            configuration.requestTimeoutMilliseconds = try integer(value, "REQUEST_TIMEOUT_MS", in: 100...600_000)
+        },
         Setting(environmentName: "HTTP_THREADS", help: "HTTP worker threads (8)") { configuration, value throws(ConfigurationError) in
             configuration.httpThreads = try integer(value, "HTTP_THREADS", in: 1...256)
+        },
+        Setting(environmentName: "LOG_FORMAT", help: "text or json (text)") {
+            configuration, value throws(ConfigurationError) in
+            guard value == "text" || value == "json" else {
+                throw ConfigurationError(setting: "LOG_FORMAT", reason: "must be text or json, not '\(value)'")
+            }
+            configuration.logFormat = value
+        },
+        Setting(environmentName: "API_TOKENS", help: "comma-separated bearer tokens; unset: no authentication") {
+            configuration, value throws(ConfigurationError) in
+            configuration.apiTokens = value.split(separator: ",").map { String($0.trimmingWhitespace()) }.filter { !$0.isEmpty }
         },
         Setting(environmentName: "LOG_LEVEL", help: "trace, debug, info, notice, warning, error or critical (info)") {
             configuration, value throws(ConfigurationError) in
@@ -110,7 +144,7 @@ public struct ServiceConfiguration: Sendable, Equatable {
     public static var usage: String {
         var lines = ["usage: transfer-service [--option value ...]", "", "Options (each also read from the environment variable shown):"]
         for setting in settings {
-            let flag = setting.flag.padding(toLength: 28, withPad: " ", startingAt: 0)
+            let flag = setting.flag + String(repeating: " ", count: max(1, 28 - setting.flag.count))
             lines.append("  \(flag)\(setting.environmentName): \(setting.help)")
         }
         return lines.joined(separator: "\n")

@@ -10,7 +10,15 @@ public enum APIError: Error, Sendable {
     case bodyTooLarge(limit: Int)
     case lengthRequired
     case invalidTransferID(String)
+    case invalidVersionNumber(String)
+    case invalidIdempotencyKey
+    case idempotencyKeyReused
+    case unauthorized
+    case preconditionRequired
+    case preconditionFailed(currentVersion: Int)
+    case notCancellable(id: TransferID, status: TransferStatus)
     case transferNotFound(TransferID)
+    case versionNotFound(id: TransferID, version: Int)
     case routeNotFound(path: String)
     case methodNotAllowed(method: String, allowed: [String])
     case dependencyUnavailable(name: String, reason: String)
@@ -58,6 +66,32 @@ public enum APIError: Error, Sendable {
         case .invalidTransferID(let text):
             (status, type, title) = (400, "invalid-transfer-id", "Invalid transfer id")
             detail = "'\(text.prefix(80))' is not a transfer id; transfer ids are UUIDs."
+        case .invalidVersionNumber(let text):
+            (status, type, title) = (400, "invalid-version-number", "Invalid version number")
+            detail = "'\(text.prefix(40))' is not a version number; versions are whole numbers from 1."
+        case .invalidIdempotencyKey:
+            (status, type, title) = (400, "invalid-idempotency-key", "Invalid idempotency key")
+            detail = "Idempotency-Key must be 1 to 255 printable ASCII characters."
+        case .idempotencyKeyReused:
+            (status, type, title) = (422, "idempotency-key-reused", "Idempotency key reused")
+            detail = "This Idempotency-Key was already used with a different request; use a new key for a new transfer."
+        case .unauthorized:
+            (status, type, title) = (401, "unauthorized", "Unauthorized")
+            detail = "A valid 'Authorization: Bearer <token>' header is required."
+            headers.add(name: "WWW-Authenticate", value: "Bearer")
+        case .preconditionRequired:
+            (status, type, title) = (428, "precondition-required", "Precondition required")
+            detail = "Send If-Match with the transfer's current version (its ETag), e.g. If-Match: \"1\"."
+        case .preconditionFailed(let currentVersion):
+            (status, type, title) = (412, "precondition-failed", "Precondition failed")
+            detail = "The transfer has changed: its current version is \(currentVersion). Read it again before deciding."
+            headers.add(name: "ETag", value: EntityTags.tag(for: currentVersion))
+        case .notCancellable(let id, let transferStatus):
+            (status, type, title) = (409, "not-cancellable", "Transfer cannot be cancelled")
+            detail = "Transfer \(id) is \(transferStatus.rawValue); only an initiated transfer can be cancelled."
+        case .versionNotFound(let id, let version):
+            (status, type, title) = (404, "version-not-found", "Version not found")
+            detail = "Transfer \(id) has no version \(version)."
         case .transferNotFound(let id):
             (status, type, title) = (404, "transfer-not-found", "Transfer not found")
             detail = "There is no transfer \(id)."

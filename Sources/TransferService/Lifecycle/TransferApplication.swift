@@ -15,19 +15,15 @@ public final class TransferApplication: Sendable {
     public init(configuration: ServiceConfiguration, logger: Logger) throws(StartupError) {
         self.configuration = configuration
         self.logger = logger
-        let pool = RedisConnectionPool(
-            configuration: RedisConfiguration(
-                host: configuration.redisHost, port: configuration.redisPort, password: configuration.redisPassword,
-                database: configuration.redisDatabase
-            ),
-            maxIdleConnections: configuration.httpThreads + 4
-        )
-        let repository = TransferRepository(pool: pool)
+        let pool = RedisConnectionPool(configuration: configuration.redis, maxIdleConnections: configuration.httpThreads + 4)
+        let metrics = ServiceMetrics()
+        let repository = TransferRepository(pool: pool, metrics: metrics)
         do {
+            let producerConfiguration = KafkaProducerConfiguration(bootstrapServers: configuration.kafkaBootstrapServers)
             publisher = try OutboxPublisher(
                 topic: configuration.kafkaTopic,
-                producerConfiguration: KafkaProducerConfiguration(bootstrapServers: configuration.kafkaBootstrapServers),
-                repository: repository, logger: logger
+                producerConfiguration: producerConfiguration,
+                repository: repository, metrics: metrics, logger: logger
             )
             var consumerConfiguration = KafkaConsumerConfiguration(
                 bootstrapServers: configuration.kafkaBootstrapServers, groupId: configuration.kafkaGroupID
@@ -35,10 +31,14 @@ public final class TransferApplication: Sendable {
             let sessionTimeout = configuration.kafkaSessionTimeoutMilliseconds
             consumerConfiguration.properties["session.timeout.ms"] = String(sessionTimeout)
             consumerConfiguration.properties["heartbeat.interval.ms"] = String(min(3_000, sessionTimeout / 3))
+            // A fetch that finds nothing returns after this; short, so a new event is seen within milliseconds
+            // even by brokers that do not answer a waiting fetch as soon as data arrives (the mock cluster).
+            consumerConfiguration.properties["fetch.wait.max.ms"] = "10"
             processor = try TransferProcessor(
                 topic: configuration.kafkaTopic,
                 consumerConfiguration: consumerConfiguration,
-                repository: repository, logger: logger
+                deadLetterProducerConfiguration: producerConfiguration,
+                repository: repository, metrics: metrics, logger: logger
             )
         } catch {
             throw StartupError(component: "Kafka client", reason: error.description)
@@ -47,11 +47,14 @@ public final class TransferApplication: Sendable {
         httpConfiguration.threadCount = configuration.httpThreads
         // With a known length, every oversized body is refused with 413 before any of it is read.
         httpConfiguration.requiresContentLength = true
+        // In-flight requests are bounded by the request timeout; do not wait longer than that at shutdown.
+        httpConfiguration.drainTimeout = .milliseconds(configuration.requestTimeoutMilliseconds + 500)
         server = HTTPServer(
             configuration: httpConfiguration,
             responder: ServiceRoutes(
                 repository: repository, publisher: publisher,
-                readinessCheck: ReadinessCheck(repository: repository, publisher: publisher), logger: logger
+                readinessCheck: ReadinessCheck(repository: repository, publisher: publisher),
+                authenticator: Authenticator(tokens: configuration.apiTokens), metrics: metrics, logger: logger
             )
         )
     }
@@ -61,6 +64,9 @@ public final class TransferApplication: Sendable {
 
     /// Starts the consumer, the outbox sweeper and then the HTTP server.
     public func start() throws(StartupError) {
+        if configuration.apiTokens.isEmpty {
+            logger.warning("API_TOKENS is not set: the API runs without authentication")
+        }
         processor.start()
         publisher.startSweeping()
         do {
@@ -82,7 +88,7 @@ public final class TransferApplication: Sendable {
     public func stop() {
         server.stop()
         processor.stop()
-        publisher.shutdown(timeout: .seconds(5))
+        publisher.shutdown(timeout: .seconds(2))
         logger.info("transfer service stopped")
     }
 }

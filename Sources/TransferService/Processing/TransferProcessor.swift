@@ -1,17 +1,27 @@
-import Foundation
+import Dispatch
 import KafkaClient
 import Logging
 import Synchronization
 import Transfers
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The background consumer: reads transfer events and applies the versioned update to Redis, at least once.
 ///
-/// Runs on its own Dispatch queue. A message's offset is stored for commit only after its update succeeded, so a
-/// crash replays it, which the version check makes harmless. Redis being down is retried with backoff, never
-/// skipped; a message that is not a transfer event is logged and skipped.
+/// Runs on its own Dispatch queue. It takes the events that are waiting (up to `batchSize`) and runs their
+/// compare-and-set scripts in one Redis round trip; their offsets are stored for commit only after that
+/// succeeded, so a crash replays them, which the version check makes harmless. Redis being down is retried with
+/// backoff, never skipped; a message that can never be processed (not a transfer event, or its stored record is
+/// unreadable) is sent to `<topic>.dlq` with the reason, and skipped once Kafka has it.
 public final class TransferProcessor: Sendable {
-    private let consumer: ConsumerBox
+    /// The most events applied in one Redis round trip.
+    static let batchSize = 256
+
+    private let consumer: KafkaConsumer
+    private let deadLetters: DeadLetterPublisher
     private let repository: TransferRepository
+    private let metrics: ServiceMetrics
     private let logger: Logger
     private let queue = DispatchQueue(label: "transfer-processor")
     private let stopRequested = Atomic<Bool>(false)
@@ -19,12 +29,14 @@ public final class TransferProcessor: Sendable {
 
     /// A processor subscribed to `topic` in the configured consumer group.
     public init(
-        topic: String, consumerConfiguration: KafkaConsumerConfiguration, repository: TransferRepository, logger: Logger
+        topic: String, consumerConfiguration: KafkaConsumerConfiguration, deadLetterProducerConfiguration: KafkaProducerConfiguration,
+        repository: TransferRepository, metrics: ServiceMetrics, logger: Logger
     ) throws(KafkaError) {
-        let consumer = try KafkaConsumer(configuration: consumerConfiguration)
+        deadLetters = try DeadLetterPublisher(sourceTopic: topic, producerConfiguration: deadLetterProducerConfiguration)
+        consumer = try KafkaConsumer(configuration: consumerConfiguration)
         try consumer.subscribe(topics: [topic])
-        self.consumer = ConsumerBox(consumer)
         self.repository = repository
+        self.metrics = metrics
         self.logger = logger
     }
 
@@ -37,62 +49,103 @@ public final class TransferProcessor: Sendable {
         }
     }
 
-    /// Stops after the current event, commits the stored offsets and leaves the group.
+    /// Stops after the current batch, commits the stored offsets and leaves the group.
     public func stop() {
         stopRequested.store(true, ordering: .relaxed)
         finished.wait()
+        do {
+            try consumer.commit()
+        } catch {
+            logger.warning("cannot commit consumer offsets at shutdown; those events will be redelivered", metadata: ["error": "\(error)"])
+        }
         consumer.close()
+        deadLetters.shutdown()
     }
 
     private var isStopping: Bool { stopRequested.load(ordering: .relaxed) }
 
     private func run() {
         while !isStopping {
-            let message: KafkaMessage?
+            let messages: [KafkaMessage]
             do {
-                message = try consumer.poll(timeout: .milliseconds(100))
+                messages = try consumer.poll(maxMessages: Self.batchSize, timeout: .milliseconds(100))
             } catch {
                 logger.warning("Kafka consumer error", metadata: ["error": "\(error)"])
+                metrics.recordDependencyError("kafka")
                 continue
             }
-            guard let message else { continue }
-            guard process(message) else { return }  // stopping before the update succeeded: it will be redelivered
-            do {
-                try consumer.storeOffset(of: message)
-            } catch {
-                logger.warning("cannot store the consumer offset", metadata: ["error": "\(error)"])
+            guard !messages.isEmpty else { continue }
+            guard process(messages) else { return }  // stopping before they were handled: they will be redelivered
+            for message in messages {
+                do {
+                    try consumer.storeOffset(of: message)
+                } catch {
+                    logger.warning("cannot store the consumer offset", metadata: ["error": "\(error)"])
+                }
             }
         }
     }
 
-    /// Applies one message; false only when asked to stop while Redis was still failing.
-    private func process(_ message: KafkaMessage) -> Bool {
-        let event: Transfer
-        do {
-            event = try Transfer(json: message.value)
-        } catch {
-            logger.error(
-                "skipping a message that is not a transfer event",
-                metadata: ["partition": "\(message.partition)", "offset": "\(message.offset)", "reason": "\(error)"]
-            )
-            return true
+    /// Applies a batch of messages, dead-lettering those that can never be processed; false only when asked to
+    /// stop before all of them were handled.
+    private func process(_ messages: [KafkaMessage]) -> Bool {
+        let started = ContinuousClock.now
+        var events: [(message: KafkaMessage, event: Transfer)] = []
+        for message in messages {
+            do {
+                events.append((message, try Transfer(json: message.value)))
+            } catch {
+                guard deadLetter(message, reason: "not a transfer event: \(error)") else { return false }
+            }
         }
+        let applied = retryingUntilStopped("apply events", count: events.count) { () throws(RepositoryError) in
+            try repository.complete(events.map(\.event), at: .now())
+        }
+        guard let outcomes = applied else { return false }
+        let perEvent = (ContinuousClock.now - started) / max(events.count, 1)
+        for ((message, event), outcome) in zip(events, outcomes) {
+            switch outcome {
+            case .success(let outcome):
+                log(outcome, for: event)
+                metrics.recordEvent(outcome: outcome.metricName, duration: perEvent)
+            case .failure(let error):
+                guard deadLetter(message, reason: "\(error)") else { return false }
+            }
+        }
+        return true
+    }
+
+    /// Parks a message that can never be processed in the dead-letter topic; retried until Kafka confirms it.
+    private func deadLetter(_ message: KafkaMessage, reason: String) -> Bool {
+        logger.error(
+            "dead-lettering a message that cannot be processed",
+            metadata: ["partition": "\(message.partition)", "offset": "\(message.offset)", "reason": "\(reason)", "dlq": "\(deadLetters.topic)"]
+        )
+        let sent: Void? = retryingUntilStopped("dead-letter a message", count: 1) { () throws(KafkaError) in
+            try deadLetters.deadLetter(message, reason: reason, timeout: .seconds(5))
+        }
+        guard sent != nil else { return false }
+        metrics.deadLettered.increment()
+        metrics.recordEvent(outcome: "dead_lettered", duration: .zero)
+        return true
+    }
+
+    /// Runs `attempt` until it succeeds, backing off between failures (a dependency is down); nil if asked to
+    /// stop first.
+    private func retryingUntilStopped<Value, Failure: Error>(
+        _ action: String, count: Int, _ attempt: () throws(Failure) -> Value
+    ) -> Value? {
         var backoff = Duration.milliseconds(50)
         while true {
             do {
-                let outcome = try repository.complete(event)
-                log(outcome, for: event)
-                return true
-            } catch .unreadableRecord(let id, let reason) {
-                logger.error("skipping an event whose stored record is unreadable", metadata: ["transfer_id": "\(id)", "reason": "\(reason)"])
-                return true
+                return try attempt()
             } catch {
                 logger.warning(
-                    "cannot apply the event yet; retrying",
-                    metadata: ["transfer_id": "\(event.id)", "error": "\(error)", "retry_in": "\(backoff)"]
+                    "cannot \(action) yet; retrying",
+                    metadata: ["events": "\(count)", "error": "\(error)", "retry_in": "\(backoff)"]
                 )
             }
-            guard sleep(backoff) else { return false }
+            guard sleep(backoff) else { return nil }
             backoff = min(backoff * 2, .seconds(2))
         }
     }
@@ -103,7 +156,7 @@ public final class TransferProcessor: Sendable {
         while remaining > .zero {
             if isStopping { return false }
             let step = min(remaining, .milliseconds(50))
-            Thread.sleep(forTimeInterval: Double(step.components.attoseconds) / 1e18 + Double(step.components.seconds))
+            usleep(useconds_t(step.components.seconds * 1_000_000 + step.components.attoseconds / 1_000_000_000_000))
             remaining -= step
         }
         return !isStopping
@@ -113,27 +166,28 @@ public final class TransferProcessor: Sendable {
         let metadata: Logger.Metadata = ["transfer_id": "\(event.id)", "version": "\(event.version + 1)"]
         switch outcome {
         case .completed:
+            metrics.transfersCompleted.increment()
             logger.info("transfer completed", metadata: metadata)
         case .conflict(let storedVersion):
+            metrics.versionConflicts.increment()
             logger.notice(
                 "version conflict: event skipped",
                 metadata: ["transfer_id": "\(event.id)", "event_version": "\(event.version)", "stored_version": "\(storedVersion)"]
             )
         case .recreated:
+            metrics.transfersRecreated.increment()
             logger.warning("transfer was not in Redis: recreated from its event as completed", metadata: metadata)
         }
     }
 }
 
-/// The consumer, used only from the processor's queue (and by `close` after that queue has finished).
-private final class ConsumerBox: @unchecked Sendable {
-    private let consumer: KafkaConsumer
-
-    init(_ consumer: KafkaConsumer) {
-        self.consumer = consumer
+extension CompletionOutcome {
+    /// The outcome as a metrics dimension.
+    var metricName: String {
+        switch self {
+        case .completed: "completed"
+        case .conflict: "conflict"
+        case .recreated: "recreated"
+        }
     }
-
-    func poll(timeout: Duration) throws(KafkaError) -> KafkaMessage? { try consumer.poll(timeout: timeout) }
-    func storeOffset(of message: KafkaMessage) throws(KafkaError) { try consumer.storeOffset(of: message) }
-    func close() { consumer.close() }
 }

@@ -20,24 +20,28 @@ public final class OutboxPublisher: Sendable {
     private let topic: String
     private let repository: TransferRepository
     private let producer: KafkaProducer
+    private let metrics: ServiceMetrics
     private let logger: Logger
     private let sweepQueue = DispatchQueue(label: "outbox-sweeper")
     private let isShutDown = Atomic<Bool>(false)
 
     /// A publisher sending to `topic` through a producer configured from `producerConfiguration`.
     public init(
-        topic: String, producerConfiguration: KafkaProducerConfiguration, repository: TransferRepository, logger: Logger
+        topic: String, producerConfiguration: KafkaProducerConfiguration, repository: TransferRepository,
+        metrics: ServiceMetrics, logger: Logger
     ) throws(KafkaError) {
         self.topic = topic
+        self.metrics = metrics
         self.repository = repository
         self.logger = logger
         producer = try KafkaProducer(
             configuration: producerConfiguration,
-            onDeliveryReports: { [repository, logger] reports in
-                OutboxPublisher.handle(reports, repository: repository, logger: logger)
+            onDeliveryReports: { [repository, metrics, logger] reports in
+                OutboxPublisher.handle(reports, repository: repository, metrics: metrics, logger: logger)
             },
-            onError: { [logger] error in
+            onError: { [logger, metrics] error in
                 logger.warning("Kafka producer error", metadata: ["error": "\(error)"])
+                metrics.recordDependencyError("kafka")
             }
         )
     }
@@ -69,8 +73,11 @@ public final class OutboxPublisher: Sendable {
         producer.shutdown(timeout: timeout)
     }
 
-    /// Sends every entry that is due, in batches, until none is left.
+    /// Sends every entry that is due, in batches, until none is left; then reports the outbox depth.
     func sweep() {
+        defer {
+            if let depth = try? repository.outboxDepth() { metrics.outboxDepth.record(depth) }
+        }
         while true {
             let entries: [[UInt8]]
             do {
@@ -104,11 +111,14 @@ public final class OutboxPublisher: Sendable {
     }
 
     /// Removes the outbox entries of delivered events, in one Redis call per batch of reports.
-    private static func handle(_ reports: [KafkaDeliveryReport], repository: TransferRepository, logger: Logger) {
+    private static func handle(
+        _ reports: [KafkaDeliveryReport], repository: TransferRepository, metrics: ServiceMetrics, logger: Logger
+    ) {
         var delivered: [[UInt8]] = []
         delivered.reserveCapacity(reports.count)
         for report in reports {
             if let error = report.error {
+                metrics.recordDependencyError("kafka")
                 logger.warning(
                     "Kafka did not take the event; the outbox will resend it",
                     metadata: ["transfer_id": "\(report.key.map { String(decoding: $0, as: UTF8.self) } ?? "?")", "error": "\(error)"]

@@ -1,16 +1,22 @@
+import ExactJSON
 import RedisClient
 import Transfers
 
-/// Transfers in Redis: the records under `transfer:<id>` and the outbox of events not yet confirmed by Kafka.
+/// Transfers in Redis: the records under `transfer:<id>`, their histories, idempotency records, and the outbox of
+/// events not yet confirmed by Kafka.
 public struct TransferRepository: Sendable {
-    /// The sorted set of events waiting for Kafka's delivery report, scored by when each is due for a retry.
+    /// The sorted set of events waiting for Kafka's delivery report, scored by when each is due for a resend.
     public static let outboxKey = "transfers:outbox"
+    /// How long an idempotency key's outcome is kept.
+    public static let idempotencyLifetimeSeconds = 24 * 60 * 60
 
     private let pool: RedisConnectionPool
+    private let metrics: ServiceMetrics
 
-    /// A repository over `pool`.
-    public init(pool: RedisConnectionPool) {
+    /// A repository over `pool`, counting Redis failures in `metrics`.
+    public init(pool: RedisConnectionPool, metrics: ServiceMetrics) {
         self.pool = pool
+        self.metrics = metrics
     }
 
     /// The Redis key of a transfer, as in the original sketch.
@@ -18,14 +24,51 @@ public struct TransferRepository: Sendable {
         "transfer:\(id.rawValue)"
     }
 
-    /// Stores a new transfer and its outbox entry atomically; false when the id is already taken (nothing written).
-    public func create(_ transfer: Transfer, retryAt: UnixMilliseconds) throws(RepositoryError) -> Bool {
-        let reply = try run(
-            TransferScripts.create, keys: [Self.key(for: transfer.id), Self.outboxKey],
-            arguments: [transfer.json, String(retryAt.value)]
-        )
-        guard let created = reply.integer else { throw .unexpectedReply("create: \(reply)") }
-        return created == 1
+    /// The Redis list of a transfer's versions, oldest first.
+    public static func historyKey(for id: TransferID) -> String {
+        "transfer:\(id.rawValue):history"
+    }
+
+    /// The Redis key of an idempotency key's stored outcome.
+    public static func idempotencyKey(for key: String) -> String {
+        "idempotency:\(key)"
+    }
+
+    /// What `create` did.
+    public enum CreateOutcome: Sendable, Equatable {
+        case created
+        /// The transfer id is already taken (nothing written).
+        case idTaken
+        /// The idempotency key was used before; this is what was stored with it (nothing written).
+        case idempotencyKeyUsed(IdempotencyRecord)
+    }
+
+    /// Stores a new transfer with its first history entry, its outbox entry and, when given, the outcome to replay
+    /// for its idempotency key, atomically.
+    public func create(
+        _ transfer: Transfer, retryAt: UnixMilliseconds, idempotency: (key: String, record: IdempotencyRecord)? = nil
+    ) throws(RepositoryError) -> CreateOutcome {
+        var keys = [Self.key(for: transfer.id), Self.outboxKey, Self.historyKey(for: transfer.id)]
+        var arguments = [transfer.json, String(retryAt.value)]
+        if let idempotency {
+            keys.append(Self.idempotencyKey(for: idempotency.key))
+            arguments += [idempotency.record.json, String(Self.idempotencyLifetimeSeconds)]
+        }
+        let reply = try run(TransferScripts.create, keys: keys, arguments: arguments)
+        guard let parts = reply.array, let code = parts.first?.integer else { throw .unexpectedReply("create: \(reply)") }
+        switch code {
+        case 1:
+            return .created
+        case 0:
+            return .idTaken
+        case 2:
+            guard parts.count == 2, let stored = parts[1].bytes, let record = IdempotencyRecord(json: stored) else {
+                throw .unexpectedReply("create: unreadable idempotency record \(reply)")
+            }
+            return .idempotencyKeyUsed(record)
+        default:
+            throw .unexpectedReply("create: \(reply)")
+        }
     }
 
     /// The stored transfer, or nil when there is none.
@@ -37,30 +80,89 @@ public struct TransferRepository: Sendable {
         case .null:
             return nil
         case .string(let bytes):
-            do {
-                return try Transfer(json: bytes)
-            } catch {
-                throw .unreadableRecord(id: id, reason: error.reason)
-            }
+            return try Self.decode(bytes, id: id)
         default:
             throw .unexpectedReply("GET: \(reply)")
         }
     }
 
-    /// Applies the consumer's versioned update for `event` (the transfer as published) in one atomic script.
-    public func complete(_ event: Transfer) throws(RepositoryError) -> CompletionOutcome {
-        let reply = try run(
-            TransferScripts.complete, keys: [Self.key(for: event.id)],
-            arguments: [String(event.version), event.completed().json]
-        )
-        guard let parts = reply.array, parts.count == 2, let code = parts[0].integer, let stored = parts[1].integer else {
-            throw .unexpectedReply("complete: \(reply)")
+    /// Every version of the transfer, oldest first; nil when there is no such transfer. A record written by the
+    /// original sketch has no history: its versions are whatever was recorded since, ending with the current one.
+    public func versions(of id: TransferID) throws(RepositoryError) -> [Transfer]? {
+        let replies = try withConnection { connection throws(RedisError) in
+            try connection.pipeline([["GET", Self.key(for: id)], ["LRANGE", Self.historyKey(for: id), "0", "-1"]])
         }
+        guard replies.count == 2 else { throw .unexpectedReply("versions: \(replies)") }
+        guard case .string(let currentBytes) = replies[0] else {
+            if replies[0] == .null { return nil }
+            throw .unexpectedReply("GET: \(replies[0])")
+        }
+        let current = try Self.decode(currentBytes, id: id)
+        var history: [Transfer] = []
+        for entry in replies[1].array ?? [] {
+            guard let bytes = entry.bytes else { throw .unexpectedReply("LRANGE: \(entry)") }
+            history.append(try Self.decode(bytes, id: id))
+        }
+        if history.last?.version != current.version {
+            history.append(current)
+        }
+        return history
+    }
+
+    /// Applies the consumer's versioned update for each event (the transfer as published), each in one atomic
+    /// script, all in one round trip. Each result is the outcome, or `.unreadableRecord` for that event alone.
+    public func complete(_ events: [Transfer], at time: UnixMilliseconds) throws(RepositoryError) -> [Result<CompletionOutcome, RepositoryError>] {
+        guard !events.isEmpty else { return [] }
+        let timestamp = time.rfc3339
+        let calls = events.map { event in
+            (
+                keys: [Self.key(for: event.id), Self.historyKey(for: event.id)],
+                arguments: [String(event.version), event.completed(at: timestamp).json, "1"]
+            )
+        }
+        let replies = try withConnection { connection throws(RedisError) in
+            try TransferScripts.compareAndSet.runPipelined(on: connection, calls: calls)
+        }
+        guard replies.count == events.count else { throw .unexpectedReply("complete: \(replies.count) replies for \(events.count) events") }
+        var outcomes: [Result<CompletionOutcome, RepositoryError>] = []
+        outcomes.reserveCapacity(events.count)
+        for (event, reply) in zip(events, replies) {
+            let (code, stored) = try Self.compareAndSetResult(reply)
+            switch code {
+            case 1: outcomes.append(.success(.completed))
+            case 0: outcomes.append(.success(.conflict(storedVersion: stored)))
+            case 2: outcomes.append(.success(.recreated))
+            default: outcomes.append(.failure(.unreadableRecord(id: event.id, reason: "the stored value has no numeric version")))
+            }
+        }
+        return outcomes
+    }
+
+    /// What `cancel` did.
+    public enum CancelOutcome: Sendable, Equatable {
+        case cancelled(Transfer)
+        case notFound
+        case refused(CancellationRefusal)
+    }
+
+    /// Cancels the transfer if its current version is one of `expectedVersions` (nil: any) and it is still
+    /// `initiated`. The write is a compare-and-set on the version that was checked, so a cancel racing the consumer
+    /// ends in exactly one of the two states.
+    public func cancel(_ id: TransferID, expectedVersions: [Int]?, at time: UnixMilliseconds) throws(RepositoryError) -> CancelOutcome {
+        guard let current = try find(id) else { return .notFound }
+        let expected = expectedVersions.map { $0.contains(current.version) ? current.version : $0.first ?? 0 } ?? current.version
+        let cancelled: Transfer
+        do {
+            cancelled = try current.cancelled(expectedVersion: expected, at: time.rfc3339)
+        } catch {
+            return .refused(error)
+        }
+        let (code, stored) = try compareAndSet(id, expectedVersion: current.version, newState: cancelled, createIfMissing: false)
         switch code {
-        case 1: return .completed
-        case 0: return .conflict(storedVersion: Int(stored))
-        case 2: return .recreated
-        default: throw .unreadableRecord(id: event.id, reason: "the stored value has no numeric version")
+        case 1: return .cancelled(cancelled)
+        case 0: return .refused(.versionMismatch(currentVersion: stored))  // changed since it was read
+        case 3: return .notFound
+        default: throw .unreadableRecord(id: id, reason: "the stored value has no numeric version")
         }
     }
 
@@ -71,10 +173,7 @@ public struct TransferRepository: Sendable {
             arguments: [String(now.value), String(leaseMilliseconds), String(limit)]
         )
         guard let entries = reply.array else { throw .unexpectedReply("claim: \(reply)") }
-        return entries.compactMap {
-            if case .string(let bytes) = $0 { return bytes }
-            return nil
-        }
+        return entries.compactMap(\.bytes)
     }
 
     /// Removes outbox entries whose events Kafka has confirmed.
@@ -95,20 +194,76 @@ public struct TransferRepository: Sendable {
         _ = try withConnection { connection throws(RedisError) in try connection.command(["PING"]) }
     }
 
+    private func compareAndSet(
+        _ id: TransferID, expectedVersion: Int, newState: Transfer, createIfMissing: Bool
+    ) throws(RepositoryError) -> (code: Int64, storedVersion: Int) {
+        let reply = try run(
+            TransferScripts.compareAndSet, keys: [Self.key(for: id), Self.historyKey(for: id)],
+            arguments: [String(expectedVersion), newState.json, createIfMissing ? "1" : "0"]
+        )
+        return try Self.compareAndSetResult(reply)
+    }
+
+    /// {outcome, storedVersion} from the compare-and-set script.
+    private static func compareAndSetResult(_ reply: RedisReply) throws(RepositoryError) -> (code: Int64, storedVersion: Int) {
+        guard let parts = reply.array, parts.count == 2, let code = parts[0].integer, let stored = parts[1].integer else {
+            throw .unexpectedReply("compare-and-set: \(reply)")
+        }
+        return (code, Int(stored))
+    }
+
+    private static func decode(_ bytes: [UInt8], id: TransferID) throws(RepositoryError) -> Transfer {
+        do {
+            return try Transfer(json: bytes)
+        } catch {
+            throw .unreadableRecord(id: id, reason: error.reason)
+        }
+    }
+
     private func run(_ script: RedisScript, keys: [String], arguments: [String]) throws(RepositoryError) -> RedisReply {
         try withConnection { connection throws(RedisError) in
             try script.run(on: connection, keys: keys, arguments: arguments)
         }
     }
 
-    private func withConnection(_ body: (RedisConnection) throws(RedisError) -> RedisReply) throws(RepositoryError) -> RedisReply {
+    private func withConnection<Reply>(_ body: (RedisConnection) throws(RedisError) -> Reply) throws(RepositoryError) -> Reply {
         do {
             return try pool.withConnection { connection in try body(connection) }
         } catch let error as RedisError {
-            throw error.isConnectionBroken ? .unavailable(error) : .unexpectedReply(error.description)
+            metrics.recordDependencyError("redis")
+            throw error.isConnectionBroken || error.kind == .connection ? .unavailable(error) : .unexpectedReply(error.description)
         } catch {
             throw .unexpectedReply(String(describing: error))
         }
+    }
+}
+
+/// What is kept for an idempotency key: the request it came with and the response to replay.
+public struct IdempotencyRecord: Sendable, Equatable {
+    /// The canonical form of the request (`TransferRequest.fingerprint`): a repeat must match it.
+    public var requestFingerprint: String
+    public var status: Int
+    /// The transfer JSON that was answered.
+    public var body: String
+
+    public init(requestFingerprint: String, status: Int, body: String) {
+        self.requestFingerprint = requestFingerprint
+        self.status = status
+        self.body = body
+    }
+
+    var json: String {
+        JSONValue.object(JSONObject([
+            "request": .string(requestFingerprint), "status": .number(String(status)), "body": .string(body),
+        ])).serialized
+    }
+
+    init?(json bytes: [UInt8]) {
+        guard case .object(let object)? = try? JSONValue.parse(bytes),
+              case .string(let request)? = object["request"], case .number(let statusText)? = object["status"],
+              let status = Int(statusText), case .string(let body)? = object["body"]
+        else { return nil }
+        self.init(requestFingerprint: request, status: status, body: body)
     }
 }
 

@@ -3,31 +3,53 @@ import RedisClient
 /// The Lua scripts behind `TransferRepository`. Each runs atomically inside Redis, so no other client ever sees
 /// a half-done change.
 enum TransferScripts {
-    /// Creates a transfer and its outbox entry together, or nothing at all.
+    /// Creates a transfer, its first history entry, its outbox entry and (optionally) its idempotency record
+    /// together, or nothing at all.
     ///
-    /// KEYS[1] `transfer:<id>`; KEYS[2] the outbox sorted set.
-    /// ARGV[1] the transfer JSON (the record, and also the event to publish); ARGV[2] when the outbox entry falls
-    /// due for a retry, in Unix milliseconds.
-    /// Returns 1 when created, 0 when the key already existed (nothing written).
+    /// KEYS[1] `transfer:<id>`; KEYS[2] the outbox sorted set; KEYS[3] `transfer:<id>:history`;
+    /// KEYS[4] (optional) `idempotency:<key>`.
+    /// ARGV[1] the transfer JSON (the record, the first history entry, and the event to publish); ARGV[2] when the
+    /// outbox entry falls due for a resend, in Unix milliseconds; ARGV[3] the idempotency record; ARGV[4] its
+    /// lifetime in seconds.
+    /// Returns {1} when created, {0} when the transfer key already existed, {2, record} when the idempotency key
+    /// was already used (nothing written in either case).
     static let create = RedisScript("""
-        if redis.call('SET', KEYS[1], ARGV[1], 'NX') then
-          redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
-          return 1
+        if KEYS[4] then
+          local prior = redis.call('GET', KEYS[4])
+          if prior then
+            return {2, prior}
+          end
         end
-        return 0
+        if not redis.call('SET', KEYS[1], ARGV[1], 'NX') then
+          return {0}
+        end
+        redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+        redis.call('RPUSH', KEYS[3], ARGV[1])
+        if KEYS[4] then
+          redis.call('SET', KEYS[4], ARGV[3], 'EX', ARGV[4])
+        end
+        return {1}
         """)
 
-    /// The consumer's optimistic compare-and-set: the version rule of `CompletionOutcome.decide`, applied atomically.
+    /// The optimistic compare-and-set behind every change after creation (the consumer's completion, a client's
+    /// cancel): store the new state only if the stored version is the expected one, and append it to the history.
     ///
-    /// KEYS[1] `transfer:<id>`. ARGV[1] the event's version; ARGV[2] the completed record to store.
-    /// Returns {outcome, storedVersion}: outcome 1 = completed, 0 = conflict (nothing written), 2 = nothing was
-    /// stored so the record was created from the event, -1 = the stored value is not a transfer (nothing written).
+    /// KEYS[1] `transfer:<id>`; KEYS[2] `transfer:<id>:history`.
+    /// ARGV[1] the expected (current) version; ARGV[2] the new record; ARGV[3] "1" to create the record from
+    /// ARGV[2] when nothing is stored (the consumer's rule for unknown transfers), "0" to leave it missing.
+    /// Returns {outcome, storedVersion}: 1 = changed; 0 = version conflict (nothing written); 2 = nothing was
+    /// stored and the record was created; 3 = nothing is stored (nothing written); -1 = the stored value is not a
+    /// transfer (nothing written).
     /// Only the stored `version` is decoded; the record is written as the caller rendered it, so amounts never
     /// pass through Lua's floating-point numbers.
-    static let complete = RedisScript("""
+    static let compareAndSet = RedisScript("""
         local stored = redis.call('GET', KEYS[1])
         if not stored then
+          if ARGV[3] ~= '1' then
+            return {3, 0}
+          end
           redis.call('SET', KEYS[1], ARGV[2])
+          redis.call('RPUSH', KEYS[2], ARGV[2])
           return {2, 0}
         end
         local ok, record = pcall(cjson.decode, stored)
@@ -38,6 +60,7 @@ enum TransferScripts {
           return {0, record.version}
         end
         redis.call('SET', KEYS[1], ARGV[2])
+        redis.call('RPUSH', KEYS[2], ARGV[2])
         return {1, record.version}
         """)
 

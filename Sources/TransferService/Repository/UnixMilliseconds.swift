@@ -1,6 +1,8 @@
-import Foundation
+// FoundationEssentials, not Foundation: the full Foundation would add ICU and ~45 MB to a static binary.
+import FoundationEssentials
 
-/// A point in time as milliseconds since the Unix epoch (what the outbox scores hold).
+/// A point in time as milliseconds since the Unix epoch: what outbox scores hold, and the source of the RFC 3339
+/// timestamps stored in transfers.
 public struct UnixMilliseconds: Sendable, Comparable {
     public var value: Int64
 
@@ -16,6 +18,12 @@ public struct UnixMilliseconds: Sendable, Comparable {
     /// This time plus `milliseconds`.
     public func adding(milliseconds: Int64) -> UnixMilliseconds {
         UnixMilliseconds(value + milliseconds)
+    }
+
+    /// RFC 3339 in UTC with milliseconds, e.g. `2026-11-26T08:04:39.123Z`.
+    public var rfc3339: String {
+        let date = Date(timeIntervalSince1970: Double(value) / 1000)
+        return date.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true, timeZone: .gmt))
     }
 
     public static func < (lhs: UnixMilliseconds, rhs: UnixMilliseconds) -> Bool { lhs.value < rhs.value }

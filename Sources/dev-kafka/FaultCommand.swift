@@ -1,0 +1,84 @@
+import KafkaClient
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// One fault-injection command read from stdin.
+///
+/// Grammar (one per line, words separated by spaces): `down <target>`, `up <target>`, `rtt <target> <milliseconds>`,
+/// where `<target>` is `all` or a broker id (1...brokers). `rtt all 0` removes added latency.
+enum FaultCommand: Equatable {
+    case down([Int32])
+    case up([Int32])
+    case roundTripTime([Int32], milliseconds: Int)
+
+    /// Parses one line; the error text is what gets answered after `error `.
+    static func parse(_ line: String, brokerCount: Int) -> Result<FaultCommand, UsageError> {
+        let words = line.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
+        guard let verb = words.first else { return .failure(UsageError(description: "empty command")) }
+        func brokers(_ word: String?) -> Result<[Int32], UsageError> {
+            guard let word else { return .failure(UsageError(description: "\(verb) needs a target: all or a broker id")) }
+            if word == "all" { return .success((1...brokerCount).map { Int32($0) }) }
+            guard let id = Int32(word), id >= 1, id <= brokerCount else {
+                return .failure(UsageError(description: "no broker \"\(word)\"; brokers are 1...\(brokerCount)"))
+            }
+            return .success([id])
+        }
+        switch (verb, words.count) {
+        case ("down", 2): return brokers(words[1]).map { .down($0) }
+        case ("up", 2): return brokers(words[1]).map { .up($0) }
+        case ("rtt", 3):
+            guard let milliseconds = Int(words[2]), milliseconds >= 0 else {
+                return .failure(UsageError(description: "rtt needs milliseconds >= 0, got \"\(words[2])\""))
+            }
+            return brokers(words[1]).map { .roundTripTime($0, milliseconds: milliseconds) }
+        case ("down", _), ("up", _):
+            return .failure(UsageError(description: "usage: \(verb) all|<broker id>"))
+        case ("rtt", _):
+            return .failure(UsageError(description: "usage: rtt all|<broker id> <milliseconds>"))
+        default:
+            return .failure(UsageError(description: "unknown command \"\(verb)\"; commands: down, up, rtt"))
+        }
+    }
+
+    /// Applies the command to every broker it names.
+    func apply(to cluster: KafkaMockCluster) throws(KafkaError) {
+        switch self {
+        case .down(let ids):
+            for id in ids { try cluster.setBrokerDown(id) }
+        case .up(let ids):
+            for id in ids { try cluster.setBrokerUp(id) }
+        case .roundTripTime(let ids, let milliseconds):
+            for id in ids { try cluster.setBrokerRoundTripTime(id, milliseconds: milliseconds) }
+        }
+    }
+}
+
+/// Reads commands from stdin until EOF, answering each with one stdout line (`ok` or `error <reason>`).
+func runControlLoop(cluster: KafkaMockCluster, brokerCount: Int) {
+    while let line = readLine(strippingNewline: true) {
+        let answer: String
+        switch FaultCommand.parse(line, brokerCount: brokerCount) {
+        case .failure(let error):
+            answer = "error \(error.description)"
+        case .success(let command):
+            do {
+                try command.apply(to: cluster)
+                answer = "ok"
+                printError("fault injection: \(line)")
+            } catch {
+                answer = "error \(error)"
+            }
+        }
+        writeStdoutLine(answer)
+    }
+}
+
+/// Writes one line to stdout unbuffered, so the reader sees it at once.
+func writeStdoutLine(_ text: String) {
+    var line = Array((text + "\n").utf8)
+    _ = line.withUnsafeMutableBytes { write(STDOUT_FILENO, $0.baseAddress, $0.count) }
+}
