@@ -53,7 +53,7 @@ enum CatchUpFill {
         let started = monotonicNanoseconds()
         var batch: [[String]] = []
         for index in 0..<count {
-            let transfer = Transfer.initiate(mix.next(), id: .random(using: &idGenerator))
+            let transfer = Transfer.initiate(mix.next(), id: .random(using: &idGenerator), at: benchTimestamp)
             transfers.append(transfer)
             batch.append(["SET", "transfer:\(transfer.id.rawValue)", transfer.json])
             if batch.count == 1_000 || index == count - 1 {

@@ -36,7 +36,7 @@ enum CeilingPreparation {
         let records = try options.integer("records")
         let connection = try RedisConnection(configuration: RedisConfiguration(host: "127.0.0.1", port: try options.integer("redis-port")))
         let create = RedisScript(try ServiceScripts.extract("create", from: sourceFile))
-        let complete = RedisScript(try ServiceScripts.extract("complete", from: sourceFile))
+        let complete = RedisScript(try ServiceScripts.extract("compareAndSet", from: sourceFile))
         try create.load(on: connection)
         try complete.load(on: connection)
 
@@ -44,10 +44,11 @@ enum CeilingPreparation {
         // takes the full path (GET, decode, compare, SET), like a first delivery in the service.
         let sample = Transfer(
             id: TransferID(completeKeyPrefix.dropFirst("transfer:".count) + "000000000000")!, senderID: "account-00017",
-            receiverID: "account-00342", amount: Amount(minorUnits: 1_234_56), status: .initiated, version: 1
+            receiverID: "account-00342", amount: Amount(minorUnits: 1_234_56), status: .initiated, version: 1,
+            createdAt: benchTimestamp, updatedAt: benchTimestamp
         )
         let stored = sample.json
-        var completedKeepingVersion = sample.completed()
+        var completedKeepingVersion = sample.completed(at: benchTimestamp)
         completedKeepingVersion.version = 1
         var batch: [[String]] = []
         for index in 0..<records {
@@ -76,9 +77,12 @@ enum CeilingPreparation {
 enum PrintScripts {
     static func run(_ options: Options) throws {
         let sourceFile = try options.string("scripts-source")
-        for name in ["create", "complete"] {
+        for name in ["create", "compareAndSet"] {
             let script = RedisScript(try ServiceScripts.extract(name, from: sourceFile))
             print("-- \(name) (sha1 \(script.sha1))\n\(script.source)\n")
         }
     }
 }
+
+/// A fixed RFC 3339 time for the records transfer-bench writes (the same length as the service's own).
+let benchTimestamp = "2026-01-01T00:00:00.000Z"
