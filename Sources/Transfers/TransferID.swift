@@ -32,7 +32,12 @@ public struct TransferID: Sendable, Hashable, CustomStringConvertible {
 
     /// A new version 4 UUID from `generator`.
     public static func random(using generator: inout some RandomNumberGenerator) -> TransferID {
-        var bytes = (0..<16).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
+        // Two 64-bit draws rather than sixteen byte draws: the system generator makes a syscall per draw.
+        var bytes = [UInt8]()
+        bytes.reserveCapacity(16)
+        for word in [generator.next(), generator.next()] as [UInt64] {
+            withUnsafeBytes(of: word) { bytes.append(contentsOf: $0) }
+        }
         bytes[6] = (bytes[6] & 0x0F) | 0x40  // version 4
         bytes[8] = (bytes[8] & 0x3F) | 0x80  // RFC 9562 variant
         let hexDigits = Array("0123456789abcdef".utf8)

@@ -158,13 +158,16 @@ public struct ServiceRoutes: HTTPResponder {
         for _ in 0..<3 {
             let now = UnixMilliseconds.now()
             let transfer = Transfer.initiate(transferRequest, id: .random(), at: now.rfc3339)
+            // Rendered once: the record, the event, the idempotency record and the response are the same text.
+            let json = transfer.json
             let idempotency = idempotencyKey.map {
-                (key: $0, record: IdempotencyRecord(requestFingerprint: transferRequest.fingerprint, status: 202, body: transfer.json))
+                (key: $0, record: IdempotencyRecord(requestFingerprint: transferRequest.fingerprint, status: 202, body: json))
             }
             let outcome: TransferRepository.CreateOutcome
             do {
                 outcome = try repository.create(
-                    transfer, retryAt: now.adding(milliseconds: OutboxPublisher.leaseMilliseconds), idempotency: idempotency
+                    transfer.id, json: json, retryAt: now.adding(milliseconds: OutboxPublisher.leaseMilliseconds),
+                    idempotency: idempotency
                 )
             } catch {
                 throw APIError(error)
@@ -173,8 +176,8 @@ public struct ServiceRoutes: HTTPResponder {
             case .created:
                 logger.info("transfer initiated", metadata: ["transfer_id": "\(transfer.id)"])
                 metrics.transfersCreated.increment()
-                publisher.publish(transfer)
-                return Self.transferResponse(transfer, status: 202, location: true)
+                publisher.publish(transfer.id, json: json)
+                return Self.transferResponse(json: json, version: transfer.version, id: transfer.id, status: 202, location: true)
             case .idTaken:
                 continue
             case .idempotencyKeyUsed(let record):
@@ -268,10 +271,14 @@ public struct ServiceRoutes: HTTPResponder {
 
     /// The transfer as JSON with its version as the entity tag (and its URL, for a creation).
     private static func transferResponse(_ transfer: Transfer, status: Int, location: Bool = false) -> HTTPResponse {
-        var response = jsonResponse(transfer.json, status: status)
-        response.headers.add(name: "ETag", value: EntityTags.tag(for: transfer.version))
+        transferResponse(json: transfer.json, version: transfer.version, id: transfer.id, status: status, location: location)
+    }
+
+    private static func transferResponse(json: String, version: Int, id: TransferID, status: Int, location: Bool = false) -> HTTPResponse {
+        var response = jsonResponse(json, status: status)
+        response.headers.add(name: "ETag", value: EntityTags.tag(for: version))
         if location {
-            response.headers.add(name: "Location", value: "/transfers/\(transfer.id)")
+            response.headers.add(name: "Location", value: "/transfers/\(id)")
         }
         return response
     }
@@ -291,9 +298,16 @@ public struct ServiceRoutes: HTTPResponder {
     }
 
     /// True for `application/json`, with or without parameters such as `; charset=utf-8`, in any letter case.
+    /// Compared as bytes: this runs on every create.
     static func isJSON(_ contentType: String) -> Bool {
-        let mediaType = contentType.split(separator: ";", maxSplits: 1).first ?? ""
-        return mediaType.filter { $0 != " " && $0 != "\t" }.lowercased() == "application/json"
+        let expected = "application/json".utf8
+        var mediaType = contentType.utf8.prefix { $0 != UInt8(ascii: ";") }[...]
+        while let last = mediaType.last, last == UInt8(ascii: " ") || last == UInt8(ascii: "\t") { mediaType = mediaType.dropLast() }
+        while let first = mediaType.first, first == UInt8(ascii: " ") || first == UInt8(ascii: "\t") { mediaType = mediaType.dropFirst() }
+        guard mediaType.count == expected.count else { return false }
+        return zip(mediaType, expected).allSatisfy { byte, lowercase in
+            (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte + 32 : byte) == lowercase
+        }
     }
 
     /// 1 to 255 printable ASCII characters.

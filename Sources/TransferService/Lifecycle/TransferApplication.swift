@@ -34,6 +34,10 @@ public final class TransferApplication: Sendable {
             // A fetch that finds nothing returns after this; short, so a new event is seen within milliseconds
             // even by brokers that do not answer a waiting fetch as soon as data arrives (the mock cluster).
             consumerConfiguration.properties["fetch.wait.max.ms"] = "10"
+            // Prefetch at most ~8 MB (librdkafka's default is 64 MB plus 100k messages per partition): enough to
+            // keep the batches full, without the memory.
+            consumerConfiguration.properties["queued.max.messages.kbytes"] = "8192"
+            consumerConfiguration.properties["queued.min.messages"] = "2000"
             processor = try TransferProcessor(
                 topic: configuration.kafkaTopic,
                 consumerConfiguration: consumerConfiguration,

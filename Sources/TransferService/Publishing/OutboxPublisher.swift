@@ -48,8 +48,8 @@ public final class OutboxPublisher: Sendable {
 
     /// Sends a just-created transfer's event. A failure here is only logged: the outbox entry stays, and the
     /// sweeper sends it again once its lease runs out.
-    public func publish(_ transfer: Transfer) {
-        send(Array(transfer.json.utf8), key: transfer.id.rawValue)
+    public func publish(_ id: TransferID, json: String) {
+        send(Array(json.utf8), key: id.rawValue)
     }
 
     /// Throws when no Kafka broker answers a metadata request within `timeout`.

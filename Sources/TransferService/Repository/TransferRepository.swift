@@ -43,13 +43,13 @@ public struct TransferRepository: Sendable {
         case idempotencyKeyUsed(IdempotencyRecord)
     }
 
-    /// Stores a new transfer with its first history entry, its outbox entry and, when given, the outcome to replay
-    /// for its idempotency key, atomically.
+    /// Stores a new transfer (`json` is its rendered `Transfer.json`) with its first history entry, its outbox
+    /// entry and, when given, the outcome to replay for its idempotency key, atomically.
     public func create(
-        _ transfer: Transfer, retryAt: UnixMilliseconds, idempotency: (key: String, record: IdempotencyRecord)? = nil
+        _ id: TransferID, json: String, retryAt: UnixMilliseconds, idempotency: (key: String, record: IdempotencyRecord)? = nil
     ) throws(RepositoryError) -> CreateOutcome {
-        var keys = [Self.key(for: transfer.id), Self.outboxKey, Self.historyKey(for: transfer.id)]
-        var arguments = [transfer.json, String(retryAt.value)]
+        var keys = [Self.key(for: id), Self.outboxKey, Self.historyKey(for: id)]
+        var arguments = [json, String(retryAt.value)]
         if let idempotency {
             keys.append(Self.idempotencyKey(for: idempotency.key))
             arguments += [idempotency.record.json, String(Self.idempotencyLifetimeSeconds)]
