@@ -34,10 +34,13 @@ public final class TransferApplication: Sendable {
             // A fetch that finds nothing returns after this; short, so a new event is seen within milliseconds
             // even by brokers that do not answer a waiting fetch as soon as data arrives (the mock cluster).
             consumerConfiguration.properties["fetch.wait.max.ms"] = "10"
-            // Prefetch at most ~8 MB (librdkafka's default is 64 MB plus 100k messages per partition): enough to
-            // keep the batches full, without the memory.
+            // Memory: librdkafka's defaults prefetch up to 64 MB and read fetch responses of up to 50 MB (1 MB per
+            // partition). Far smaller is enough to keep the batches full. A full prefetch queue pauses fetching for
+            // fetch.error.backoff.ms (500 ms by default), which would starve the consumer, so that pause is short.
             consumerConfiguration.properties["queued.max.messages.kbytes"] = "8192"
-            consumerConfiguration.properties["queued.min.messages"] = "2000"
+            consumerConfiguration.properties["fetch.max.bytes"] = "4194304"
+            consumerConfiguration.properties["max.partition.fetch.bytes"] = "262144"
+            consumerConfiguration.properties["fetch.error.backoff.ms"] = "20"
             processor = try TransferProcessor(
                 topic: configuration.kafkaTopic,
                 consumerConfiguration: consumerConfiguration,
