@@ -33,11 +33,14 @@ public final class KafkaProducer: Sendable {
         shutdown(timeout: .zero)
     }
 
-    /// Enqueues a message (copied); returns at once. Throws on a full local queue or unknown topic, etc.
-    public func send(topic: String, key: [UInt8]?, value: [UInt8], headers: [KafkaHeader] = []) throws(KafkaError) {
+    /// Enqueues a message (copied). Throws on a full local queue (after waiting up to 100 ms for room when
+    /// `waitForRoom` is true), an unknown topic, etc.
+    public func send(
+        topic: String, key: [UInt8]?, value: [UInt8], headers: [KafkaHeader] = [], waitForRoom: Bool = true
+    ) throws(KafkaError) {
         // The local queue (queue.buffering.max.messages/kbytes) drains as the poll thread serves reports,
         // so a short wait usually makes room; beyond that the caller should back off itself.
-        let queueFullRetries = 5
+        let queueFullRetries = waitForRoom ? 5 : 0
         var attempt = 0
         while true {
             do {

@@ -79,7 +79,8 @@ public struct TransferRequest: Sendable, Hashable {
             } else if length > maximumPartyIDLength {
                 problems.append(FieldProblem(field: name, reason: "must be at most \(maximumPartyIDLength) characters"))
             }
-            if text.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
+            // Unicode's control characters (general category Cc) are exactly C0, DEL and C1.
+            if text.unicodeScalars.contains(where: { $0.value < 0x20 || (0x7F...0x9F).contains($0.value) }) {
                 problems.append(FieldProblem(field: name, reason: "must not contain control characters"))
             }
             if problems.count == problemCount { return text }

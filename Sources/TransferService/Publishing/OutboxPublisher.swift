@@ -101,7 +101,9 @@ public final class OutboxPublisher: Sendable {
 
     private func send(_ event: [UInt8], key: String?) {
         do {
-            try producer.send(topic: topic, key: key.map { Array($0.utf8) }, value: event)
+            // No waiting for room in a full queue (Kafka has been away a while): the caller may be an HTTP request,
+            // and the outbox sends the event again later anyway.
+            try producer.send(topic: topic, key: key.map { Array($0.utf8) }, value: event, waitForRoom: false)
         } catch {
             logger.warning(
                 "cannot hand the event to Kafka yet; the outbox will resend it",
