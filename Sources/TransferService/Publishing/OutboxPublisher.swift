@@ -93,22 +93,30 @@ public final class OutboxPublisher: Sendable {
             for entry in entries {
                 // The entry is the event JSON; its transfer id is the message key.
                 let key = (try? Transfer(json: entry))?.id.rawValue
-                send(entry, key: key)
+                // Kafka is not taking events: stop here, the rest stays leased and comes round again.
+                guard send(entry, key: key) else { return }
             }
             if entries.count < Self.sweepBatchSize { return }
         }
     }
 
-    private func send(_ event: [UInt8], key: String?) {
+    /// Hands the event to the producer; false when it would not take it.
+    @discardableResult
+    private func send(_ event: [UInt8], key: String?) -> Bool {
         do {
             // No waiting for room in a full queue (Kafka has been away a while): the caller may be an HTTP request,
             // and the outbox sends the event again later anyway.
             try producer.send(topic: topic, key: key.map { Array($0.utf8) }, value: event, waitForRoom: false)
+            return true
         } catch {
-            logger.warning(
+            // Debug, not warning: in an outage this happens for every transfer; the producer's own errors, the
+            // dependency error counter and the outbox depth already tell the operator.
+            logger.debug(
                 "cannot hand the event to Kafka yet; the outbox will resend it",
                 metadata: ["transfer_id": "\(key ?? "?")", "error": "\(error)"]
             )
+            metrics.recordDependencyError("kafka")
+            return false
         }
     }
 
