@@ -199,13 +199,7 @@ public struct ServiceRoutes: HTTPResponder {
 
     /// `GET /transfers/{id}/versions`: every version, oldest first.
     private func listVersions(id: TransferID) throws(APIError) -> HTTPResponse {
-        let versions: [Transfer]?
-        do {
-            versions = try repository.versions(of: id)
-        } catch {
-            throw APIError(error)
-        }
-        guard let versions else { throw .transferNotFound(id) }
+        let versions = try versions(of: id)
         let body = JSONValue.object(JSONObject([
             "transfer_id": .string(id.rawValue), "versions": .array(versions.map { .object($0.jsonObject) }),
         ]))
@@ -215,14 +209,7 @@ public struct ServiceRoutes: HTTPResponder {
     /// `GET /transfers/{id}/versions/{n}`: one version.
     private func getVersion(id: TransferID, version text: String) throws(APIError) -> HTTPResponse {
         guard let number = Int(text), number >= 1, String(number) == text else { throw .invalidVersionNumber(text) }
-        let versions: [Transfer]?
-        do {
-            versions = try repository.versions(of: id)
-        } catch {
-            throw APIError(error)
-        }
-        guard let versions else { throw .transferNotFound(id) }
-        guard let version = versions.first(where: { $0.version == number }) else {
+        guard let version = try versions(of: id).first(where: { $0.version == number }) else {
             throw .versionNotFound(id: id, version: number)
         }
         return Self.transferResponse(version, status: 200)
@@ -250,6 +237,17 @@ public struct ServiceRoutes: HTTPResponder {
         case .refused(.notCancellable(let status)):
             throw .notCancellable(id: id, status: status)
         }
+    }
+
+    private func versions(of id: TransferID) throws(APIError) -> [Transfer] {
+        let versions: [Transfer]?
+        do {
+            versions = try repository.versions(of: id)
+        } catch {
+            throw APIError(error)
+        }
+        guard let versions else { throw .transferNotFound(id) }
+        return versions
     }
 
     private func find(_ id: TransferID) throws(APIError) -> Transfer {
