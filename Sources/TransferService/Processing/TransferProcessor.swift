@@ -76,7 +76,12 @@ public final class TransferProcessor: Sendable {
             }
             guard !messages.isEmpty else { continue }
             guard process(messages) else { return }  // stopping before they were handled: they will be redelivered
+            // Storing the last offset of each partition covers the messages before it.
+            var lastOfPartition: [Int32: KafkaMessage] = [:]
             for message in messages {
+                lastOfPartition[message.partition] = message
+            }
+            for message in lastOfPartition.values {
                 do {
                     try consumer.storeOffset(of: message)
                 } catch {
