@@ -1,3 +1,4 @@
+import KafkaClient
 import RedisClient
 
 /// Everything the service needs to run, read from environment variables and command-line flags.
@@ -38,6 +39,29 @@ public struct ServiceConfiguration: Sendable, Equatable {
             host: redisHost, port: redisPort, password: redisPassword, database: redisDatabase,
             connectTimeout: connectTimeout, commandTimeout: budget - connectTimeout
         )
+    }
+
+    /// The producers' settings (outbox and dead letters): librdkafka's idempotent producer, acks=all.
+    public var kafkaProducer: KafkaProducerConfiguration {
+        KafkaProducerConfiguration(bootstrapServers: kafkaBootstrapServers)
+    }
+
+    /// The consumer's settings: the group, and fetching tuned for latency and memory.
+    public var kafkaConsumer: KafkaConsumerConfiguration {
+        var consumer = KafkaConsumerConfiguration(bootstrapServers: kafkaBootstrapServers, groupId: kafkaGroupID)
+        consumer.properties["session.timeout.ms"] = String(kafkaSessionTimeoutMilliseconds)
+        consumer.properties["heartbeat.interval.ms"] = String(min(3_000, kafkaSessionTimeoutMilliseconds / 3))
+        // A fetch that finds nothing returns after this; short, so a new event is seen within milliseconds
+        // even by brokers that do not answer a waiting fetch as soon as data arrives (the mock cluster).
+        consumer.properties["fetch.wait.max.ms"] = "10"
+        // Memory: librdkafka's defaults prefetch up to 64 MB and read fetch responses of up to 50 MB (1 MB per
+        // partition). Far smaller is enough to keep the batches full. A full prefetch queue pauses fetching for
+        // fetch.error.backoff.ms (500 ms by default), which would starve the consumer, so that pause is short.
+        consumer.properties["queued.max.messages.kbytes"] = "8192"
+        consumer.properties["fetch.max.bytes"] = "4194304"
+        consumer.properties["max.partition.fetch.bytes"] = "262144"
+        consumer.properties["fetch.error.backoff.ms"] = "20"
+        return consumer
     }
 
     /// One setting: its environment variable, how to apply a text value, and its help line.

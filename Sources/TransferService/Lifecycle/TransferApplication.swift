@@ -1,5 +1,4 @@
 import HTTPServer
-import KafkaClient
 import Logging
 import RedisClient
 
@@ -19,32 +18,14 @@ public final class TransferApplication: Sendable {
         let metrics = ServiceMetrics()
         let repository = TransferRepository(pool: pool, metrics: metrics)
         do {
-            let producerConfiguration = KafkaProducerConfiguration(bootstrapServers: configuration.kafkaBootstrapServers)
             publisher = try OutboxPublisher(
-                topic: configuration.kafkaTopic,
-                producerConfiguration: producerConfiguration,
+                topic: configuration.kafkaTopic, producerConfiguration: configuration.kafkaProducer,
                 repository: repository, metrics: metrics, logger: logger
             )
-            var consumerConfiguration = KafkaConsumerConfiguration(
-                bootstrapServers: configuration.kafkaBootstrapServers, groupId: configuration.kafkaGroupID
-            )
-            let sessionTimeout = configuration.kafkaSessionTimeoutMilliseconds
-            consumerConfiguration.properties["session.timeout.ms"] = String(sessionTimeout)
-            consumerConfiguration.properties["heartbeat.interval.ms"] = String(min(3_000, sessionTimeout / 3))
-            // A fetch that finds nothing returns after this; short, so a new event is seen within milliseconds
-            // even by brokers that do not answer a waiting fetch as soon as data arrives (the mock cluster).
-            consumerConfiguration.properties["fetch.wait.max.ms"] = "10"
-            // Memory: librdkafka's defaults prefetch up to 64 MB and read fetch responses of up to 50 MB (1 MB per
-            // partition). Far smaller is enough to keep the batches full. A full prefetch queue pauses fetching for
-            // fetch.error.backoff.ms (500 ms by default), which would starve the consumer, so that pause is short.
-            consumerConfiguration.properties["queued.max.messages.kbytes"] = "8192"
-            consumerConfiguration.properties["fetch.max.bytes"] = "4194304"
-            consumerConfiguration.properties["max.partition.fetch.bytes"] = "262144"
-            consumerConfiguration.properties["fetch.error.backoff.ms"] = "20"
             processor = try TransferProcessor(
                 topic: configuration.kafkaTopic,
-                consumerConfiguration: consumerConfiguration,
-                deadLetterProducerConfiguration: producerConfiguration,
+                consumerConfiguration: configuration.kafkaConsumer,
+                deadLetterProducerConfiguration: configuration.kafkaProducer,
                 repository: repository, metrics: metrics, logger: logger
             )
         } catch {
