@@ -81,11 +81,16 @@ final class Flag: Sendable {
         try server.start()
         let client = HTTPTestClient(port: server.port)
 
-        async let slow = onThread { try client.get("/slow") }
+        // Plain threads, not child tasks: while other suites block the test runner's few threads, a child task
+        // might not start before the deadline.
+        let slow = Mutex<HTTPTestResponse?>(nil)
+        Thread.detachNewThread {
+            let response = try? client.get("/slow")
+            slow.withLock { $0 = response }
+        }
         try await eventually("slow request reached the responder") { gate.entered.load(ordering: .sequentiallyConsistent) }
 
         let stopReturned = Flag()
-        // A plain thread, not a child task: with busy test threads a task might not start before the deadline.
         Thread.detachNewThread {
             server.stop()
             stopReturned.set()
@@ -102,9 +107,10 @@ final class Flag: Sendable {
         #expect(!stopReturned.isSet)
 
         gate.released.store(true, ordering: .sequentiallyConsistent)
-        let response = try await slow
-        #expect(response.status == 200)
-        #expect(response.bodyText == "done /slow")
+        try await eventually("the slow request was answered") { slow.withLock { $0 != nil } }
+        let response = slow.withLock { $0 }
+        #expect(response?.status == 200)
+        #expect(response?.bodyText == "done /slow")
         try await eventually("stop returned after the in-flight request") { stopReturned.isSet }
 
         #expect(throws: HTTPTestClientError.self) { try client.get("/after-stop") }
