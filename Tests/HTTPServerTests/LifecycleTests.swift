@@ -73,7 +73,9 @@ final class Flag: Sendable {
         }
     }
 
-    @Test func stopFinishesTheInFlightRequestThenRefusesConnections() async throws {
+    /// Synchronous, with blocking waits: an async test's sleeps can be resumed seconds late while other suites
+    /// block the test runner's few threads, long enough for the held request to time out.
+    @Test func stopFinishesTheInFlightRequestThenRefusesConnections() throws {
         let gate = GateResponder()
         var configuration = HTTPServerConfiguration(host: "127.0.0.1", port: 0)
         configuration.drainTimeout = .seconds(60)
@@ -81,14 +83,12 @@ final class Flag: Sendable {
         try server.start()
         let client = HTTPTestClient(port: server.port)
 
-        // Plain threads, not child tasks: while other suites block the test runner's few threads, a child task
-        // might not start before the deadline.
         let slow = Mutex<HTTPTestResponse?>(nil)
         Thread.detachNewThread {
-            let response = try? client.get("/slow")
+            let response = try? HTTPTestClient(port: server.port, timeout: .seconds(60)).get("/slow")
             slow.withLock { $0 = response }
         }
-        try await eventually("slow request reached the responder") { gate.entered.load(ordering: .sequentiallyConsistent) }
+        try waitUntil("slow request reached the responder") { gate.entered.load(ordering: .sequentiallyConsistent) }
 
         let stopReturned = Flag()
         Thread.detachNewThread {
@@ -96,7 +96,7 @@ final class Flag: Sendable {
             stopReturned.set()
         }
         // Draining: new connections are refused while the slow request is still held.
-        try await eventually("new connections refused while draining") {
+        try waitUntil("new connections refused while draining") {
             do {
                 _ = try client.get("/fast")
                 return false
@@ -107,11 +107,11 @@ final class Flag: Sendable {
         #expect(!stopReturned.isSet)
 
         gate.released.store(true, ordering: .sequentiallyConsistent)
-        try await eventually("the slow request was answered") { slow.withLock { $0 != nil } }
+        try waitUntil("the slow request was answered") { slow.withLock { $0 != nil } }
         let response = slow.withLock { $0 }
         #expect(response?.status == 200)
         #expect(response?.bodyText == "done /slow")
-        try await eventually("stop returned after the in-flight request") { stopReturned.isSet }
+        try waitUntil("stop returned after the in-flight request") { stopReturned.isSet }
 
         #expect(throws: HTTPTestClientError.self) { try client.get("/after-stop") }
         server.stop()  // idempotent

@@ -67,4 +67,16 @@ func eventually(_ what: Comment, _ condition: () -> Bool) async throws {
     }
 }
 
+/// The blocking twin of `eventually`, for synchronous tests.
+func waitUntil(_ what: Comment, _ condition: () -> Bool) throws {
+    let deadline = ContinuousClock.now.advanced(by: .seconds(20))
+    while !condition() {
+        guard ContinuousClock.now < deadline else {
+            Issue.record("gave up waiting: \(what)")
+            throw CancellationError()
+        }
+        usleep(5_000)
+    }
+}
+
 func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
