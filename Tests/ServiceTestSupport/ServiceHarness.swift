@@ -67,7 +67,7 @@ public final class ServiceHarness: Sendable {
     }()
 
     public let redisServer: RedisServer
-    public let service: ChildProcess
+    public let instance: ServiceInstance
     public let http: HTTPTestClient
     public let redis: RedisConnectionPool
     public let topic: String
@@ -76,40 +76,20 @@ public final class ServiceHarness: Sendable {
     public init(topic: String, groupID: String) throws {
         self.topic = topic
         redisServer = try RedisServer.start(appendOnly: true)
-        let httpPort = FreePort.find()
-        service = try ChildProcess(
-            executable: Products.path("transfer-service"),
-            environment: [
-                "KAFKA_BOOTSTRAP_SERVERS": DevKafka.shared.bootstrapServers,
-                "KAFKA_TOPIC_TRANSFERS": topic,
-                "KAFKA_GROUP_ID": groupID,
-                "REDIS_HOST": "127.0.0.1",
-                "REDIS_PORT": String(redisServer.port),
-                "HTTP_HOST": "127.0.0.1",
-                "HTTP_PORT": String(httpPort),
-            ],
-            name: "transfer-service-\(httpPort)"
-        )
-        http = HTTPTestClient(port: httpPort)
+        instance = ServiceInstance(name: "transfer-service-\(topic)", environment: [
+            "KAFKA_BOOTSTRAP_SERVERS": DevKafka.shared.bootstrapServers,
+            "KAFKA_TOPIC_TRANSFERS": topic,
+            "KAFKA_GROUP_ID": groupID,
+            "REDIS_HOST": "127.0.0.1",
+            "REDIS_PORT": String(redisServer.port),
+        ])
+        http = instance.http
         redis = RedisConnectionPool(configuration: RedisConfiguration(host: "127.0.0.1", port: redisServer.port))
         producer = try KafkaProducer(
             configuration: KafkaProducerConfiguration(bootstrapServers: DevKafka.shared.bootstrapServers),
             onDeliveryReports: { _ in }
         )
-        try waitUntilServing()
-    }
-
-    /// Waits until the service answers HTTP (a 404 for an unknown transfer proves routes and Redis both work).
-    private func waitUntilServing() throws {
-        let deadline = Date().addingTimeInterval(60)
-        while Date() < deadline {
-            if let response = try? http.get("/transfers/\(TransferID.random())"), response.status == 404 {
-                return
-            }
-            guard service.isRunning else { break }
-            Thread.sleep(forTimeInterval: 0.1)
-        }
-        throw HarnessError("the service did not start serving:\n\(service.recentOutput())")
+        try instance.start()
     }
 
     // MARK: Redis
@@ -164,7 +144,7 @@ public final class ServiceHarness: Sendable {
             }
             Thread.sleep(forTimeInterval: 0.05)
         }
-        throw HarnessError("transfer \(id) did not reach the expected state; last stored: \(last ?? "nothing")\n\(service.recentOutput())")
+        throw HarnessError("transfer \(id) did not reach the expected state; last stored: \(last ?? "nothing")\n\(instance.recentOutput())")
     }
 
     /// A record or event exactly as the original sketch's Python writes it (`json.dumps`: spaces after separators).

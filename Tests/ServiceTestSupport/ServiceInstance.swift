@@ -45,7 +45,8 @@ public final class ServiceInstance: Sendable {
         process?.isRunning ?? false
     }
 
-    /// Starts a new run and waits until it serves requests that need Redis (a 404 for an unknown transfer).
+    /// Starts a new run and waits until it is ready: `/readyz` answers 200 (Redis and a Kafka broker answer). The
+    /// readiness endpoint needs no token, so this works with `API_TOKENS` set too.
     public func start(timeout: Duration = .seconds(60)) throws {
         let run = runs.withLock { $0.count }
         let process = try ChildProcess(
@@ -55,7 +56,7 @@ public final class ServiceInstance: Sendable {
         let deadline = ContinuousClock.now + timeout
         let probe = HTTPTestClient(port: httpPort, timeout: .seconds(2))
         while ContinuousClock.now < deadline {
-            if let response = try? probe.get("/transfers/\(TransferID.random())"), response.status == 404 {
+            if let response = try? probe.get("/readyz"), response.status == 200 {
                 return
             }
             guard process.isRunning else { break }

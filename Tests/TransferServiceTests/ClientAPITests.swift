@@ -229,24 +229,15 @@ import Transfers
     @Test func withTokensEveryEndpointButHealthNeedsABearerToken() throws {
         let redis = try RedisServer.start()
         defer { redis.stop() }
-        let port = FreePort.find()
-        let service = try ChildProcess(
-            executable: Products.path("transfer-service"),
-            environment: [
-                "API_TOKENS": "first-token, second-token", "HTTP_HOST": "127.0.0.1", "HTTP_PORT": String(port),
-                "REDIS_HOST": "127.0.0.1", "REDIS_PORT": String(redis.port), "KAFKA_TOPIC_TRANSFERS": "auth_transfers",
-                "KAFKA_BOOTSTRAP_SERVERS": DevKafka.shared.bootstrapServers, "KAFKA_GROUP_ID": "auth-tests",
-            ],
-            name: "transfer-service-auth"
-        )
-        defer { service.stop() }
-        let http = HTTPTestClient(port: port)
-        var health: HTTPTestResponse?
-        for _ in 0..<200 where health == nil {
-            health = try? http.get("/healthz")
-            if health == nil { Thread.sleep(forTimeInterval: 0.05) }
-        }
-        #expect(health?.status == 200)
+        let service = ServiceInstance(name: "transfer-service-auth", environment: [
+            "API_TOKENS": "first-token, second-token", "REDIS_HOST": "127.0.0.1", "REDIS_PORT": String(redis.port),
+            "KAFKA_TOPIC_TRANSFERS": "auth_transfers", "KAFKA_BOOTSTRAP_SERVERS": DevKafka.shared.bootstrapServers,
+            "KAFKA_GROUP_ID": "auth-tests",
+        ])
+        try service.start()
+        defer { service.terminate() }
+        let http = service.http
+        #expect(try http.get("/healthz").status == 200)
         let id = TransferID.random()
         for (method, path) in [("GET", "/transfers/\(id)"), ("POST", "/transfers"), ("GET", "/transfers/\(id)/versions"), ("POST", "/transfers/\(id)/cancel")] {
             let anonymous = try http.send(method: method, path: path, headers: [("Content-Type", "application/json")], body: Array(Self.body.utf8))
@@ -259,6 +250,6 @@ import Transfers
         let created = try http.postJSON("/transfers", Self.body, headers: [("Authorization", "Bearer first-token")])
         #expect(created.status == 202)
         #expect(try http.get("/readyz").status != 401)
-        #expect(try String(contentsOfFile: service.stdoutPath, encoding: .utf8).contains("first-token") == false)
+        #expect(!service.logLines().contains { $0.contains("first-token") })
     }
 }

@@ -33,31 +33,21 @@ import Transfers
     @Test func jsonLogsAreOneObjectPerLineWithTheTransferIDAndNoSecrets() throws {
         let redis = try RedisServer.start()
         defer { redis.stop() }
-        let port = FreePort.find()
-        let service = try ChildProcess(
-            executable: Products.path("transfer-service"),
-            environment: [
-                "LOG_FORMAT": "json", "API_TOKENS": "very-secret-token", "HTTP_HOST": "127.0.0.1", "HTTP_PORT": String(port),
-                "REDIS_HOST": "127.0.0.1", "REDIS_PORT": String(redis.port),
-                "KAFKA_BOOTSTRAP_SERVERS": DevKafka.shared.bootstrapServers, "KAFKA_GROUP_ID": "json-log-\(UUID().uuidString)",
-            ],
-            name: "transfer-service-json-logs"
-        )
-        let http = HTTPTestClient(port: port)
-        var ready = false
-        for _ in 0..<200 where !ready {
-            ready = (try? http.get("/healthz"))?.status == 200
-            if !ready { Thread.sleep(forTimeInterval: 0.05) }
-        }
+        let service = ServiceInstance(name: "transfer-service-json-logs", environment: [
+            "LOG_FORMAT": "json", "API_TOKENS": "very-secret-token", "REDIS_HOST": "127.0.0.1", "REDIS_PORT": String(redis.port),
+            "KAFKA_BOOTSTRAP_SERVERS": DevKafka.shared.bootstrapServers, "KAFKA_GROUP_ID": "json-log-\(UUID().uuidString)",
+        ])
+        try service.start()
+        let http = service.http
         let secretBody = #"{"sender_id":"log-sender-secret","receiver_id":"log-receiver","amount":9}"#
         let created = try http.postJSON("/transfers", secretBody, headers: [("Authorization", "Bearer very-secret-token")])
         #expect(created.status == 202)
         guard case .object(let body) = try JSONValue.parse(created.body), case .string(let id)? = body["transfer_id"] else {
             throw HarnessError("no id")
         }
-        service.stop()
+        service.terminate()
 
-        let lines = try String(contentsOfFile: service.stdoutPath, encoding: .utf8).split(separator: "\n")
+        let lines = service.logLines()
         #expect(!lines.isEmpty)
         var sawInitiated = false
         for line in lines {
