@@ -128,10 +128,10 @@ public struct TransferRepository: Sendable {
         outcomes.reserveCapacity(events.count)
         for (event, reply) in zip(events, replies) {
             let (code, stored) = try Self.compareAndSetResult(reply)
+            // The script applied the version rule; the domain's statement of it names the outcome.
             switch code {
-            case 1: outcomes.append(.success(.completed))
-            case 0: outcomes.append(.success(.conflict(storedVersion: stored)))
-            case 2: outcomes.append(.success(.recreated))
+            case 0, 1: outcomes.append(.success(.decide(eventVersion: event.version, storedVersion: stored)))
+            case 2: outcomes.append(.success(.decide(eventVersion: event.version, storedVersion: nil)))
             default: outcomes.append(.failure(.unreadableRecord(id: event.id, reason: "the stored value has no numeric version")))
             }
         }
