@@ -4,7 +4,9 @@ public struct RedisConfiguration: Sendable, Equatable {
     public var host: String
     /// TCP port of the server.
     public var port: Int
-    /// When set, `AUTH password` is sent right after connecting.
+    /// The ACL user to authenticate as (`AUTH username password`); nil: the default user (`AUTH password`).
+    public var username: String?
+    /// When set, `AUTH` is sent right after connecting.
     public var password: String?
     /// When not 0, `SELECT database` is sent right after connecting.
     public var database: Int
@@ -15,11 +17,12 @@ public struct RedisConfiguration: Sendable, Equatable {
 
     /// Creates a configuration; the defaults match a local, unauthenticated Redis.
     public init(
-        host: String = "localhost", port: Int = 6379, password: String? = nil, database: Int = 0,
+        host: String = "localhost", port: Int = 6379, username: String? = nil, password: String? = nil, database: Int = 0,
         connectTimeout: Duration = .seconds(2), commandTimeout: Duration = .seconds(2)
     ) {
         self.host = host
         self.port = port
+        self.username = username
         self.password = password
         self.database = database
         self.connectTimeout = connectTimeout

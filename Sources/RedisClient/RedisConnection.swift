@@ -24,7 +24,7 @@ public final class RedisConnection {
         self.context = try Self.connect(configuration)
         // From here on deinit frees the context if a setup command throws.
         if let password = configuration.password {
-            try setUp(["AUTH", password], what: "AUTH")
+            try setUp(["AUTH"] + (configuration.username.map { [$0] } ?? []) + [password], what: "AUTH")
         }
         if configuration.database != 0 {
             try setUp(["SELECT", String(configuration.database)], what: "SELECT \(configuration.database)")

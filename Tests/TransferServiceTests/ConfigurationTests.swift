@@ -62,3 +62,53 @@ import TransferService
         #expect(lines.first?.contains("REDIS_PORT") == true)
     }
 }
+
+@Suite struct ClusterAndLifecycleSettingsTests {
+    @Test func clusterNodesSelectClusterModeWithItsWaitDefault() throws {
+        let single = try ServiceConfiguration.load(environment: [:], arguments: [])
+        #expect(!single.isRedisCluster)
+        #expect(single.redisWaitReplicas == 0)
+        let cluster = try ServiceConfiguration.load(
+            environment: ["REDIS_CLUSTER_NODES": "127.0.0.1:7000, 127.0.0.1:7001", "REDIS_USERNAME": "svc"], arguments: []
+        )
+        #expect(cluster.redisClusterNodes == [HostAndPort(host: "127.0.0.1", port: 7000), HostAndPort(host: "127.0.0.1", port: 7001)])
+        #expect(cluster.redisWaitReplicas == 1)
+        #expect(cluster.redis.username == "svc")
+        let explicit = try ServiceConfiguration.load(environment: ["REDIS_CLUSTER_NODES": "n1:7000"], arguments: ["--redis-wait-replicas", "0"])
+        #expect(explicit.redisWaitReplicas == 0)
+    }
+
+    @Test(arguments: [
+        (["REDIS_CLUSTER_NODES": "n1:7000", "REDIS_HOST": "redis"], "REDIS_HOST"),
+        (["REDIS_CLUSTER_NODES": "n1:7000", "REDIS_PORT": "6380"], "REDIS_PORT"),
+        (["REDIS_CLUSTER_NODES": "n1:7000", "REDIS_DB": "1"], "REDIS_DB"),
+        (["REDIS_CLUSTER_NODES": "n1"], "REDIS_CLUSTER_NODES"),
+        (["REDIS_CLUSTER_NODES": ":7000"], "REDIS_CLUSTER_NODES"),
+        (["REDIS_WAIT_REPLICAS": "-1"], "REDIS_WAIT_REPLICAS"),
+        (["TRANSFER_RETENTION": "30"], "TRANSFER_RETENTION"),
+        (["TRANSFER_RETENTION": "0d"], "TRANSFER_RETENTION"),
+        (["RECONCILE_AFTER_MS": "10"], "RECONCILE_AFTER_MS"),
+        (["SHUTDOWN_DELAY_MS": "x"], "SHUTDOWN_DELAY_MS"),
+    ])
+    func conflictingOrInvalidSettingIsNamed(environment: [String: String], setting: String) {
+        do {
+            _ = try ServiceConfiguration.load(environment: environment, arguments: [])
+            Issue.record("expected \(setting) to be refused")
+        } catch {
+            #expect(error.setting == setting)
+        }
+    }
+
+    @Test func lifecycleSettings() throws {
+        let defaults = try ServiceConfiguration.load(environment: [:], arguments: [])
+        #expect(defaults.reconcileAfterMilliseconds == 60_000)
+        #expect(defaults.shutdownDelayMilliseconds == 0)
+        #expect(defaults.transferRetentionSeconds == nil)
+        let set = try ServiceConfiguration.load(
+            environment: ["TRANSFER_RETENTION": "30d", "RECONCILE_AFTER_MS": "5000"], arguments: ["--shutdown-delay-ms=2000"]
+        )
+        #expect(set.transferRetentionSeconds == 30 * 86_400)
+        #expect(set.reconcileAfterMilliseconds == 5_000)
+        #expect(set.shutdownDelayMilliseconds == 2_000)
+    }
+}

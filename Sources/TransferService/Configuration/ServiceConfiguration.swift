@@ -15,6 +15,13 @@ public struct ServiceConfiguration: Sendable, Equatable {
     public var redisPort = 6379
     public var redisDatabase = 0
     public var redisPassword: String?
+    /// The Redis ACL user sent with the password (`AUTH user password`); unset: the default user.
+    public var redisUsername: String?
+    /// Seed nodes of a Redis Cluster; when any is given the service runs in cluster mode and `redisHost`,
+    /// `redisPort` and `redisDatabase` are not used.
+    public var redisClusterNodes: [HostAndPort] = []
+    /// Replicas that must confirm a write (Redis `WAIT`) before it is answered; nil: the mode's default.
+    public var redisWaitReplicasSetting: Int?
     public var httpHost = "0.0.0.0"
     public var httpPort = 8080
     /// The longest an HTTP request may wait on Redis (connect plus command), in milliseconds.
@@ -26,6 +33,20 @@ public struct ServiceConfiguration: Sendable, Equatable {
     public var logFormat = "text"
     /// Bearer tokens that may call the API; empty means no authentication.
     public var apiTokens: [String] = []
+    /// How long a transfer may stay `initiated` before the reconciler publishes its event again, in milliseconds.
+    public var reconcileAfterMilliseconds = 60_000
+    /// On SIGTERM, how long `/readyz` answers 503 before the listener closes, in milliseconds (load balancers
+    /// need a moment to take the instance out).
+    public var shutdownDelayMilliseconds = 0
+    /// How long a finished (completed or cancelled) transfer is kept, in seconds; nil keeps it forever.
+    public var transferRetentionSeconds: Int?
+
+    /// True when the service talks to a Redis Cluster.
+    public var isRedisCluster: Bool { !redisClusterNodes.isEmpty }
+
+    /// Replicas each write must reach before it is answered: as set, else 1 in cluster mode (an acknowledged
+    /// transfer survives the loss of its master) and 0 with a single Redis (which has no replica to wait for).
+    public var redisWaitReplicas: Int { redisWaitReplicasSetting ?? (isRedisCluster ? 1 : 0) }
 
     /// The defaults.
     public init() {}
@@ -36,7 +57,7 @@ public struct ServiceConfiguration: Sendable, Equatable {
         let budget = Duration.milliseconds(requestTimeoutMilliseconds)
         let connectTimeout = min(budget / 4, .seconds(1))
         return RedisConfiguration(
-            host: redisHost, port: redisPort, password: redisPassword, database: redisDatabase,
+            host: redisHost, port: redisPort, username: redisUsername, password: redisPassword, database: redisDatabase,
             connectTimeout: connectTimeout, commandTimeout: budget - connectTimeout
         )
     }
@@ -100,6 +121,30 @@ public struct ServiceConfiguration: Sendable, Equatable {
         Setting(environmentName: "REDIS_PASSWORD", help: "Redis password (unset)") { configuration, value throws(ConfigurationError) in
             configuration.redisPassword = value.isEmpty ? nil : value
         },
+        Setting(environmentName: "REDIS_USERNAME", help: "Redis ACL user, sent with the password (unset: the default user)") {
+            configuration, value throws(ConfigurationError) in
+            configuration.redisUsername = value.isEmpty ? nil : value
+        },
+        Setting(environmentName: "REDIS_CLUSTER_NODES", help: "Redis Cluster seed nodes, host:port[,host:port...]; set: cluster mode (unset)") {
+            configuration, value throws(ConfigurationError) in
+            configuration.redisClusterNodes = try hostAndPortList(value, "REDIS_CLUSTER_NODES")
+        },
+        Setting(environmentName: "REDIS_WAIT_REPLICAS", help: "replicas that must confirm each write before it is answered (0; 1 in cluster mode)") {
+            configuration, value throws(ConfigurationError) in
+            configuration.redisWaitReplicasSetting = try integer(value, "REDIS_WAIT_REPLICAS", in: 0...16)
+        },
+        Setting(environmentName: "RECONCILE_AFTER_MS", help: "republish the event of a transfer still initiated after this many ms (60000)") {
+            configuration, value throws(ConfigurationError) in
+            configuration.reconcileAfterMilliseconds = try integer(value, "RECONCILE_AFTER_MS", in: 1_000...86_400_000)
+        },
+        Setting(environmentName: "SHUTDOWN_DELAY_MS", help: "on SIGTERM, answer /readyz 503 this many ms before closing the listener (0)") {
+            configuration, value throws(ConfigurationError) in
+            configuration.shutdownDelayMilliseconds = try integer(value, "SHUTDOWN_DELAY_MS", in: 0...600_000)
+        },
+        Setting(environmentName: "TRANSFER_RETENTION", help: "keep finished transfers this long, e.g. 30d, 12h, 90m (unset: forever)") {
+            configuration, value throws(ConfigurationError) in
+            configuration.transferRetentionSeconds = try duration(value, "TRANSFER_RETENTION")
+        },
         Setting(environmentName: "HTTP_HOST", help: "address to listen on (0.0.0.0)") { configuration, value throws(ConfigurationError) in
             configuration.httpHost = try nonEmpty(value, "HTTP_HOST")
         },
@@ -137,9 +182,11 @@ public struct ServiceConfiguration: Sendable, Equatable {
     /// Reads the environment, then the flags (`--name value` or `--name=value`).
     public static func load(environment: [String: String], arguments: [String]) throws(ConfigurationError) -> ServiceConfiguration {
         var configuration = ServiceConfiguration()
+        var given: Set<String> = []
         for setting in settings {
             if let value = environment[setting.environmentName] {
                 try setting.apply(&configuration, value)
+                given.insert(setting.environmentName)
             }
         }
         var remaining = arguments[...]
@@ -160,6 +207,14 @@ public struct ServiceConfiguration: Sendable, Equatable {
                 throw ConfigurationError(setting: name, reason: "is not a known option (see --help)")
             }
             try setting.apply(&configuration, value)
+            given.insert(setting.environmentName)
+        }
+        if configuration.isRedisCluster {
+            // A cluster has no database numbers, and one Redis address next to the seed nodes is a mistake to
+            // point out rather than guess which one was meant.
+            for single in ["REDIS_HOST", "REDIS_PORT", "REDIS_DB"] where given.contains(single) {
+                throw ConfigurationError(setting: single, reason: "cannot be used with REDIS_CLUSTER_NODES (cluster mode)")
+            }
         }
         return configuration
     }
@@ -173,6 +228,19 @@ public struct ServiceConfiguration: Sendable, Equatable {
         }
         return lines.joined(separator: "\n")
     }
+}
+
+/// A network address as `host:port`.
+public struct HostAndPort: Sendable, Equatable, CustomStringConvertible {
+    public var host: String
+    public var port: Int
+
+    public init(host: String, port: Int) {
+        self.host = host
+        self.port = port
+    }
+
+    public var description: String { "\(host):\(port)" }
 }
 
 /// A setting that cannot be used, named so the operator can fix it.
@@ -194,6 +262,33 @@ private func integer(_ value: String, _ name: String, in range: ClosedRange<Int>
         throw ConfigurationError(setting: name, reason: "must be a whole number from \(range.lowerBound) to \(range.upperBound), not '\(value)'")
     }
     return number
+}
+
+/// `host:port[,host:port...]`.
+private func hostAndPortList(_ value: String, _ name: String) throws(ConfigurationError) -> [HostAndPort] {
+    var nodes: [HostAndPort] = []
+    for entry in value.split(separator: ",") {
+        let text = entry.trimmingWhitespace()
+        guard let colon = text.lastIndex(of: ":"), colon != text.startIndex,
+              let port = Int(text[text.index(after: colon)...]), (1...65535).contains(port)
+        else {
+            throw ConfigurationError(setting: name, reason: "must be host:port[,host:port...], not '\(value)'")
+        }
+        nodes.append(HostAndPort(host: String(text[..<colon]), port: port))
+    }
+    guard !nodes.isEmpty else { throw ConfigurationError(setting: name, reason: "must name at least one host:port") }
+    return nodes
+}
+
+/// A duration such as `45s`, `90m`, `12h` or `30d`, in seconds.
+private func duration(_ value: String, _ name: String) throws(ConfigurationError) -> Int {
+    let units: [Character: Int] = ["s": 1, "m": 60, "h": 3_600, "d": 86_400]
+    guard let unit = value.last.flatMap({ units[$0] }), let count = Int(value.dropLast()), count > 0,
+          !count.multipliedReportingOverflow(by: unit).overflow
+    else {
+        throw ConfigurationError(setting: name, reason: "must be a positive whole number followed by s, m, h or d (e.g. 30d), not '\(value)'")
+    }
+    return count * unit
 }
 
 /// Kafka topic names: 1 to 249 of `[a-zA-Z0-9._-]`.
