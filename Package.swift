@@ -15,6 +15,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
     ],
     targets: [
         // C libraries, exposed through system-library shims (module.modulemap + shim.h).
@@ -33,7 +34,7 @@ let package = Package(
         .target(name: "ExactJSON"),
 
         // The domain: transfer model, amounts, validation, the version rule. No I/O.
-        .target(name: "Transfers", dependencies: ["ExactJSON"]),
+        .target(name: "Transfers", dependencies: ["ExactJSON", .product(name: "Crypto", package: "swift-crypto")]),
 
         // The wiring: repository, outbox publisher, consumer, routes, configuration.
         .target(

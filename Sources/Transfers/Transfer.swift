@@ -83,13 +83,26 @@ public enum CompletionOutcome: Sendable, Equatable {
     case completed
     /// The stored version differed from the event's (a redelivery, a stale event or a newer change): nothing changed.
     case conflict(storedVersion: Int)
-    /// Nothing was stored under the event's id: the record was created from the event, as completed.
+    /// Nothing was ever stored under the event's id: the record was created from the event, as completed.
     case recreated
+    /// The record is gone but the transfer existed (it has a history: deleted, or expired after its retention):
+    /// nothing changed. A finished transfer is never brought back, least of all a cancelled one as completed.
+    case gone
 
-    /// The rule: apply when the versions are equal, recreate when nothing is stored, otherwise a conflict.
-    public static func decide(eventVersion: Int, storedVersion: Int?) -> CompletionOutcome {
-        guard let storedVersion else { return .recreated }
-        return storedVersion == eventVersion ? .completed : .conflict(storedVersion: storedVersion)
+    /// What Redis holds for an event's transfer when the rule is applied.
+    public enum StoredState: Sendable, Equatable {
+        /// A record at this version.
+        case present(version: Int)
+        /// No record; `existedBefore` when the transfer has a history (it was deleted or expired).
+        case absent(existedBefore: Bool)
+    }
+
+    /// The rule: apply when the versions are equal, recreate when nothing was ever stored, otherwise change nothing.
+    public static func decide(eventVersion: Int, stored: StoredState) -> CompletionOutcome {
+        switch stored {
+        case .present(let version): version == eventVersion ? .completed : .conflict(storedVersion: version)
+        case .absent(let existedBefore): existedBefore ? .gone : .recreated
+        }
     }
 }
 
@@ -177,4 +190,23 @@ extension Transfer {
 public struct TransferDecodingError: Error, Sendable, Equatable, CustomStringConvertible {
     public var reason: String
     public var description: String { reason }
+}
+
+// MARK: - Validation of records from elsewhere
+
+extension Transfer {
+    /// What a client's create request with this transfer's parties and amount would be refused for (empty when it
+    /// would be accepted). A record recreated from an event must pass the checks a request passes.
+    public var requestProblems: [FieldProblem] {
+        let request = JSONValue.object(JSONObject([
+            "sender_id": .string(senderID), "receiver_id": .string(receiverID), "amount": .number(amount.jsonNumber),
+        ]))
+        do {
+            _ = try TransferRequest(json: Array(request.serialized.utf8))
+            return []
+        } catch {
+            if case .invalidFields(let problems) = error { return problems }
+            return [FieldProblem(field: "transfer", reason: error.description)]
+        }
+    }
 }

@@ -1,3 +1,5 @@
+import Crypto
+
 /// A transfer's id: a UUID in canonical lowercase form (`8-4-4-4-12` hex digits).
 public struct TransferID: Sendable, Hashable, CustomStringConvertible {
     /// The canonical lowercase text.
@@ -40,6 +42,36 @@ public struct TransferID: Sendable, Hashable, CustomStringConvertible {
         }
         bytes[6] = (bytes[6] & 0x0F) | 0x40  // version 4
         bytes[8] = (bytes[8] & 0x3F) | 0x80  // RFC 9562 variant
+        return TransferID(uuidBytes: bytes)
+    }
+
+    public var description: String { rawValue }
+}
+
+extension TransferID {
+    /// The namespace of derived ids (RFC 9562 name-based UUIDs): a fixed random UUID of this service.
+    static let idempotencyNamespace: [UInt8] = [
+        0x3f, 0x6c, 0x1e, 0x52, 0x9b, 0x0d, 0x4a, 0x7e, 0x8c, 0x21, 0x55, 0xd4, 0x90, 0x6a, 0xe3, 0x17,
+    ]
+
+    /// The id of the transfer that a create with `idempotencyKey` makes, for a client known as `scope` (empty
+    /// when the API has no authentication): a version 5 (name-based, SHA-1) UUID of the two. Deriving it means
+    /// the key's record and the transfer share one Redis hash slot, so one script can check the key and create
+    /// the transfer atomically, and concurrent requests with one key all name the same transfer.
+    public static func derived(fromIdempotencyKey idempotencyKey: String, scope: String) -> TransferID {
+        var name = idempotencyNamespace
+        // The scope cannot contain a newline (it is hex or empty), so scope + key is unambiguous.
+        name.append(contentsOf: scope.utf8)
+        name.append(UInt8(ascii: "\n"))
+        name.append(contentsOf: idempotencyKey.utf8)
+        var bytes = Array(Insecure.SHA1.hash(data: name).prefix(16))
+        bytes[6] = (bytes[6] & 0x0F) | 0x50  // version 5
+        bytes[8] = (bytes[8] & 0x3F) | 0x80  // RFC 9562 variant
+        return TransferID(uuidBytes: bytes)
+    }
+
+    /// The canonical text of 16 UUID bytes.
+    init(uuidBytes bytes: [UInt8]) {
         let hexDigits = Array("0123456789abcdef".utf8)
         var text = [UInt8]()
         text.reserveCapacity(36)
@@ -48,8 +80,6 @@ public struct TransferID: Sendable, Hashable, CustomStringConvertible {
             text.append(hexDigits[Int(byte >> 4)])
             text.append(hexDigits[Int(byte & 0x0F)])
         }
-        return TransferID(String(decoding: text, as: UTF8.self))!
+        rawValue = String(decoding: text, as: UTF8.self)
     }
-
-    public var description: String { rawValue }
 }

@@ -45,13 +45,14 @@ import Transfers
     }
 
     @Test(arguments: [
-        (1, 1 as Int?, CompletionOutcome.completed),
-        (1, 2, .conflict(storedVersion: 2)),
-        (2, 1, .conflict(storedVersion: 1)),
-        (1, nil, .recreated),
+        (1, CompletionOutcome.StoredState.present(version: 1), CompletionOutcome.completed),
+        (1, .present(version: 2), .conflict(storedVersion: 2)),
+        (2, .present(version: 1), .conflict(storedVersion: 1)),
+        (1, .absent(existedBefore: false), .recreated),
+        (1, .absent(existedBefore: true), .gone),
     ])
-    func versionRule(eventVersion: Int, storedVersion: Int?, outcome: CompletionOutcome) {
-        #expect(CompletionOutcome.decide(eventVersion: eventVersion, storedVersion: storedVersion) == outcome)
+    func versionRule(eventVersion: Int, stored: CompletionOutcome.StoredState, outcome: CompletionOutcome) {
+        #expect(CompletionOutcome.decide(eventVersion: eventVersion, stored: stored) == outcome)
     }
 
     @Test func readsARecordWrittenByTheSketch() throws {
@@ -82,6 +83,13 @@ import Transfers
             #expect("89ab".contains(Array(text)[19]))
             #expect(TransferID(text)?.rawValue == text)
         }
+    }
+
+    @Test func idsDerivedFromAnIdempotencyKeyAreStandardVersion5UUIDsPerScope() {
+        // Expected values from Python's uuid.uuid5 with the same namespace and name.
+        #expect(TransferID.derived(fromIdempotencyKey: "order-4711", scope: "").rawValue == "b824249e-bf03-5c7a-948b-8e594857c5ab")
+        #expect(TransferID.derived(fromIdempotencyKey: "order-4711", scope: "abc").rawValue == "5ea45a97-0367-5aea-b019-2e76ebe6e42b")
+        #expect(TransferID.derived(fromIdempotencyKey: "order-4711", scope: "abc") == TransferID.derived(fromIdempotencyKey: "order-4711", scope: "abc"))
     }
 
     @Test(arguments: ["", "nope", "3f2b8c1e4a5d4e6f8a9b0c1d2e3f4a5b", "3f2b8c1e-4a5d-4e6f-8a9b-0c1d2e3f4a5", "3f2b8c1e-4a5d-4e6f-8a9b-0c1d2e3f4a5g"])

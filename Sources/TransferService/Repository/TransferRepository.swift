@@ -2,141 +2,179 @@ import ExactJSON
 import RedisClient
 import Transfers
 
-/// Transfers in Redis: the records under `transfer:<id>`, their histories, idempotency records, and the outbox of
-/// events not yet confirmed by Kafka.
-public struct TransferRepository: Sendable {
-    /// The sorted set of events waiting for Kafka's delivery report, scored by when each is due for a resend.
-    public static let outboxKey = "transfers:outbox"
-    /// How long an idempotency key's outcome is kept.
-    public static let idempotencyLifetimeSeconds = 24 * 60 * 60
+/// Transfers in Redis: their records, histories and idempotency records, the per-slot outbox of events not yet
+/// confirmed by Kafka, and the per-slot index of transfers not yet finished (see `TransferKeys`).
+///
+/// Requests from HTTP handlers are asynchronous: they are submitted to the Redis client, which writes everything
+/// submitted meanwhile in one pipeline per node (group commit), and the completion runs on a Redis client thread
+/// (keep it short). Background loops (the consumer, the sweeper) use the blocking variants.
+public final class TransferRepository: Sendable {
+    /// What every request of the repository respects.
+    public struct Settings: Sendable {
+        /// The longest one operation may wait on Redis (a request's whole budget).
+        public var timeout: Duration
+        /// Replicas each write must reach (Redis `WAIT`) before it is reported done; 0: none.
+        public var replicas: Int
+        /// How long a finished transfer is kept; nil: forever.
+        public var retentionSeconds: Int?
+        /// How long after an event is handed to Kafka its outbox entry falls due for a resend, in milliseconds.
+        public var outboxLeaseMilliseconds: Int64
 
-    private let pool: RedisConnectionPool
+        public init(timeout: Duration, replicas: Int = 0, retentionSeconds: Int? = nil, outboxLeaseMilliseconds: Int64) {
+            self.timeout = timeout
+            self.replicas = replicas
+            self.retentionSeconds = retentionSeconds
+            self.outboxLeaseMilliseconds = outboxLeaseMilliseconds
+        }
+    }
+
+    /// The Redis deployment behind the repository.
+    public let redis: any RedisDeployment
+    public let settings: Settings
     private let metrics: ServiceMetrics
 
-    /// A repository over `pool`, counting Redis failures in `metrics`.
-    public init(pool: RedisConnectionPool, metrics: ServiceMetrics) {
-        self.pool = pool
+    /// A repository on `redis`, counting Redis failures in `metrics`.
+    public init(redis: any RedisDeployment, settings: Settings, metrics: ServiceMetrics) {
+        self.redis = redis
+        self.settings = settings
         self.metrics = metrics
     }
 
-    /// The Redis key of a transfer, as in the original sketch.
-    public static func key(for id: TransferID) -> String {
-        "transfer:\(id.rawValue)"
-    }
-
-    /// The Redis list of a transfer's versions, oldest first.
-    public static func historyKey(for id: TransferID) -> String {
-        "transfer:\(id.rawValue):history"
-    }
-
-    /// The Redis key of an idempotency key's stored outcome.
-    public static func idempotencyKey(for key: String) -> String {
-        "idempotency:\(key)"
-    }
+    // MARK: - Creating
 
     /// What `create` did.
     public enum CreateOutcome: Sendable, Equatable {
         case created
         /// The transfer id is already taken (nothing written).
         case idTaken
-        /// The idempotency key was used before; this is what was stored with it (nothing written).
-        case idempotencyKeyUsed(IdempotencyRecord)
+        /// The idempotency key was used before (nothing written): what was stored with it, and the first version
+        /// of the transfer it created (the response to replay), nil when that transfer is no longer kept.
+        case idempotencyKeyUsed(IdempotencyRecord, firstVersion: Transfer?)
     }
 
     /// Stores a new transfer (`json` is its rendered `Transfer.json`) with its first history entry, its outbox
-    /// entry and, when given, the outcome to replay for its idempotency key, atomically.
+    /// entry, its pending-index entry and, for a keyed create, its idempotency record, atomically.
+    ///
+    /// When the script was sent but its reply was lost, the record is read back: found, the create is reported
+    /// done; not found or unreadable, `outcomeUnknown` (the script may still have run). With `replicas` set, a
+    /// write that too few replicas confirmed is `notReplicated`.
     public func create(
-        _ id: TransferID, json: String, retryAt: UnixMilliseconds, idempotency: (key: String, record: IdempotencyRecord)? = nil
-    ) throws(RepositoryError) -> CreateOutcome {
-        var keys = [Self.key(for: id), Self.outboxKey, Self.historyKey(for: id)]
-        var arguments = [json, String(retryAt.value)]
-        if let idempotency {
-            keys.append(Self.idempotencyKey(for: idempotency.key))
-            arguments += [idempotency.record.json, String(Self.idempotencyLifetimeSeconds)]
-        }
-        let reply = try run(TransferScripts.create, keys: keys, arguments: arguments)
-        guard let parts = reply.array, let code = parts.first?.integer else { throw .unexpectedReply("create: \(reply)") }
-        switch code {
-        case 1:
-            return .created
-        case 0:
-            return .idTaken
-        case 2:
-            guard parts.count == 2, let stored = parts[1].bytes, let record = IdempotencyRecord(json: stored) else {
-                throw .unexpectedReply("create: unreadable idempotency record \(reply)")
+        _ transfer: Transfer, json: String, idempotency: IdempotencyRecord?,
+        completion: @escaping @Sendable (Result<CreateOutcome, RepositoryError>) -> Void
+    ) {
+        let keys = TransferKeys(transfer.id)
+        let command = RedisCommand.script(
+            TransferScripts.create, keys: [keys.record, keys.history, keys.outbox, keys.pending, keys.idempotency],
+            arguments: [json, String(settings.outboxLeaseMilliseconds), transfer.id.rawValue, idempotency?.json ?? ""]
+        )
+        let deadline = ContinuousClock.now + settings.timeout
+        submit([command], deadline: deadline, replicas: settings.replicas) { [self] response in
+            switch Self.createOutcome(response, id: transfer.id, required: settings.replicas) {
+            case .decided(let outcome):
+                completion(outcome)
+            case .lostReply(let error):
+                confirmCreate(transfer.id, json: json, deadline: deadline, lostReply: error, completion: completion)
             }
-            return .idempotencyKeyUsed(record)
-        default:
-            throw .unexpectedReply("create: \(reply)")
         }
     }
 
-    /// The stored transfer, or nil when there is none.
-    public func find(_ id: TransferID) throws(RepositoryError) -> Transfer? {
-        let reply = try withConnection { connection throws(RedisError) in
-            try connection.command(["GET", Self.key(for: id)])
+    private enum CreateReply {
+        case decided(Result<CreateOutcome, RepositoryError>)
+        /// Sent, and no reply came back.
+        case lostReply(RedisError)
+    }
+
+    private static func createOutcome(_ response: RedisResponse, id: TransferID, required: Int) -> CreateReply {
+        let reply: RedisReply
+        switch response.replies[0] {
+        case .failure(let error) where error.mayHaveExecuted:
+            return .lostReply(error)
+        case .failure(let error):
+            return .decided(.failure(RepositoryError(error)))
+        case .success(let success):
+            reply = success
         }
-        switch reply {
-        case .null:
-            return nil
-        case .string(let bytes):
-            return try Self.decode(bytes, id: id)
+        guard let parts = reply.array, let code = parts.first?.integer else {
+            return .decided(.failure(RepositoryError(reply: reply, of: "create")))
+        }
+        switch code {
+        case 1:
+            if let shortfall = RepositoryError.replicationShortfall(response, id: id, required: required) {
+                return .decided(.failure(shortfall))
+            }
+            return .decided(.success(.created))
+        case 0:
+            return .decided(.success(.idTaken))
+        case 2:
+            guard parts.count == 3, let stored = parts[1].bytes, let record = IdempotencyRecord(json: stored) else {
+                return .decided(.failure(.unexpectedReply("create: unreadable idempotency record \(reply)")))
+            }
+            let firstVersion = parts[2].bytes.flatMap { try? Transfer(json: $0) }
+            return .decided(.success(.idempotencyKeyUsed(record, firstVersion: firstVersion)))
         default:
-            throw .unexpectedReply("GET: \(reply)")
+            return .decided(.failure(.unexpectedReply("create: \(reply)")))
+        }
+    }
+
+    /// Reads the record back after a lost reply: our JSON there means the create ran.
+    private func confirmCreate(
+        _ id: TransferID, json: String, deadline: ContinuousClock.Instant, lostReply: RedisError,
+        completion: @escaping @Sendable (Result<CreateOutcome, RepositoryError>) -> Void
+    ) {
+        let read = RedisCommand.command(["GET", TransferKeys(id).record], key: TransferKeys(id).record)
+        submit([read], deadline: deadline, replicas: 0) { response in
+            if case .success(.string(let stored)) = response.replies[0], stored.elementsEqual(json.utf8) {
+                completion(.success(.created))
+            } else {
+                completion(.failure(.outcomeUnknown(id: id, reason: lostReply.description)))
+            }
+        }
+    }
+
+    // MARK: - Reading
+
+    /// The stored transfer, or nil when there is none.
+    public func find(_ id: TransferID, completion: @escaping @Sendable (Result<Transfer?, RepositoryError>) -> Void) {
+        let key = TransferKeys(id).record
+        submit([.command(["GET", key], key: key)], deadline: .now + settings.timeout, replicas: 0) { response in
+            completion(Result { () throws(RepositoryError) in try Self.transfer(from: response.replies[0], id: id) })
         }
     }
 
     /// Every version of the transfer, oldest first; nil when there is no such transfer. A record written by the
     /// original sketch has no history: its versions are whatever was recorded since, ending with the current one.
-    public func versions(of id: TransferID) throws(RepositoryError) -> [Transfer]? {
-        let replies = try withConnection { connection throws(RedisError) in
-            try connection.pipeline([["GET", Self.key(for: id)], ["LRANGE", Self.historyKey(for: id), "0", "-1"]])
+    public func versions(of id: TransferID, completion: @escaping @Sendable (Result<[Transfer]?, RepositoryError>) -> Void) {
+        let keys = TransferKeys(id)
+        let commands: [RedisCommand] = [
+            .command(["GET", keys.record], key: keys.record), .command(["LRANGE", keys.history, "0", "-1"], key: keys.history),
+        ]
+        submit(commands, deadline: .now + settings.timeout, replicas: 0) { response in
+            completion(Result { () throws(RepositoryError) -> [Transfer]? in
+                guard let current = try Self.transfer(from: response.replies[0], id: id) else { return nil }
+                let entries = try Self.reply(response.replies[1], of: "LRANGE").array ?? []
+                var history: [Transfer] = []
+                for entry in entries {
+                    guard let bytes = entry.bytes else { throw .unexpectedReply("LRANGE: \(entry)") }
+                    history.append(try Self.decode(bytes, id: id))
+                }
+                if history.last?.version != current.version {
+                    history.append(current)
+                }
+                return history
+            })
         }
-        guard replies.count == 2 else { throw .unexpectedReply("versions: \(replies)") }
-        guard case .string(let currentBytes) = replies[0] else {
-            if replies[0] == .null { return nil }
-            throw .unexpectedReply("GET: \(replies[0])")
-        }
-        let current = try Self.decode(currentBytes, id: id)
-        var history: [Transfer] = []
-        for entry in replies[1].array ?? [] {
-            guard let bytes = entry.bytes else { throw .unexpectedReply("LRANGE: \(entry)") }
-            history.append(try Self.decode(bytes, id: id))
-        }
-        if history.last?.version != current.version {
-            history.append(current)
-        }
-        return history
     }
 
-    /// Applies the consumer's versioned update for each event (the transfer as published), each in one atomic
-    /// script, all in one round trip. Each result is the outcome, or `.unreadableRecord` for that event alone.
-    public func complete(_ events: [Transfer], at time: UnixMilliseconds) throws(RepositoryError) -> [Result<CompletionOutcome, RepositoryError>] {
-        guard !events.isEmpty else { return [] }
-        let timestamp = time.rfc3339
-        let calls = events.map { event in
-            (
-                keys: [Self.key(for: event.id), Self.historyKey(for: event.id)],
-                arguments: [String(event.version), event.completed(at: timestamp).json, "1"]
-            )
+    /// The first version of another transfer: what a keyed create replays when its idempotency record names a
+    /// transfer created before ids were derived from keys (migrated data).
+    public func firstVersion(of id: TransferID, completion: @escaping @Sendable (Result<Transfer?, RepositoryError>) -> Void) {
+        let history = TransferKeys(id).history
+        submit([.command(["LINDEX", history, "0"], key: history)], deadline: .now + settings.timeout, replicas: 0) { response in
+            completion(Result { () throws(RepositoryError) in try Self.transfer(from: response.replies[0], id: id) })
         }
-        let replies = try withConnection { connection throws(RedisError) in
-            try TransferScripts.compareAndSet.runPipelined(on: connection, calls: calls)
-        }
-        guard replies.count == events.count else { throw .unexpectedReply("complete: \(replies.count) replies for \(events.count) events") }
-        var outcomes: [Result<CompletionOutcome, RepositoryError>] = []
-        outcomes.reserveCapacity(events.count)
-        for (event, reply) in zip(events, replies) {
-            let (code, stored) = try Self.compareAndSetResult(reply)
-            // The script applied the version rule; the domain's statement of it names the outcome.
-            switch code {
-            case 0, 1: outcomes.append(.success(.decide(eventVersion: event.version, storedVersion: stored)))
-            case 2: outcomes.append(.success(.decide(eventVersion: event.version, storedVersion: nil)))
-            default: outcomes.append(.failure(.unreadableRecord(id: event.id, reason: "the stored value has no numeric version")))
-            }
-        }
-        return outcomes
     }
+
+    // MARK: - Changing
 
     /// What `cancel` did.
     public enum CancelOutcome: Sendable, Equatable {
@@ -147,139 +185,390 @@ public struct TransferRepository: Sendable {
 
     /// Cancels the transfer if its current version is one of `expectedVersions` (nil: any) and it is still
     /// `initiated`. The write is a compare-and-set on the version that was checked, so a cancel racing the consumer
-    /// ends in exactly one of the two states.
-    public func cancel(_ id: TransferID, expectedVersions: [Int]?, at time: UnixMilliseconds) throws(RepositoryError) -> CancelOutcome {
-        guard let current = try find(id) else { return .notFound }
-        let expected = expectedVersions.map { $0.contains(current.version) ? current.version : $0.first ?? 0 } ?? current.version
-        let cancelled: Transfer
-        do {
-            cancelled = try current.cancelled(expectedVersion: expected, at: time.rfc3339)
-        } catch {
-            return .refused(error)
-        }
-        let (code, stored) = try compareAndSet(id, expectedVersion: current.version, newState: cancelled, createIfMissing: false)
-        switch code {
-        case 1: return .cancelled(cancelled)
-        case 0: return .refused(.versionMismatch(currentVersion: stored))  // changed since it was read
-        case 3: return .notFound
-        default: throw .unreadableRecord(id: id, reason: "the stored value has no numeric version")
+    /// ends in exactly one of the two states. A lost reply is resolved by reading the record back, like a create's.
+    public func cancel(
+        _ id: TransferID, expectedVersions: [Int]?, at time: UnixMilliseconds,
+        completion: @escaping @Sendable (Result<CancelOutcome, RepositoryError>) -> Void
+    ) {
+        let deadline = ContinuousClock.now + settings.timeout
+        find(id) { [self] found in
+            let current: Transfer
+            switch found {
+            case .failure(let error): return completion(.failure(error))
+            case .success(nil): return completion(.success(.notFound))
+            case .success(let transfer?): current = transfer
+            }
+            let expected = expectedVersions.map { $0.contains(current.version) ? current.version : $0.first ?? 0 } ?? current.version
+            let cancelled: Transfer
+            do {
+                cancelled = try current.cancelled(expectedVersion: expected, at: time.rfc3339)
+            } catch {
+                return completion(.success(.refused(error)))
+            }
+            let json = cancelled.json
+            let command = compareAndSet(current.version, json: json, id: id, recreate: false)
+            submit([command], deadline: deadline, replicas: settings.replicas) { [self] response in
+                switch response.replies[0] {
+                case .failure(let error) where error.mayHaveExecuted:
+                    confirmCancel(cancelled, json: json, deadline: deadline, lostReply: error, completion: completion)
+                    return
+                case .failure(let error):
+                    return completion(.failure(RepositoryError(error)))
+                case .success(let reply):
+                    completion(Result { () throws(RepositoryError) -> CancelOutcome in
+                        let (code, stored) = try Self.compareAndSetResult(reply)
+                        switch code {
+                        case 1:
+                            if let shortfall = RepositoryError.replicationShortfall(response, id: id, required: settings.replicas) {
+                                throw shortfall
+                            }
+                            return .cancelled(cancelled)
+                        case 0: return .refused(.versionMismatch(currentVersion: stored))  // changed since it was read
+                        case 3, 4: return .notFound
+                        default: throw .unreadableRecord(id: id, reason: "the stored value has no numeric version")
+                        }
+                    })
+                }
+            }
         }
     }
 
-    /// Claims up to `limit` outbox entries that are due at `now`, leasing them for `lease` milliseconds.
-    public func claimDueOutboxEntries(now: UnixMilliseconds, leaseMilliseconds: Int64, limit: Int) throws(RepositoryError) -> [[UInt8]] {
-        let reply = try run(
-            TransferScripts.claimOutbox, keys: [Self.outboxKey],
-            arguments: [String(now.value), String(leaseMilliseconds), String(limit)]
+    private func confirmCancel(
+        _ cancelled: Transfer, json: String, deadline: ContinuousClock.Instant, lostReply: RedisError,
+        completion: @escaping @Sendable (Result<CancelOutcome, RepositoryError>) -> Void
+    ) {
+        let key = TransferKeys(cancelled.id).record
+        submit([.command(["GET", key], key: key)], deadline: deadline, replicas: 0) { response in
+            if case .success(.string(let stored)) = response.replies[0], stored.elementsEqual(json.utf8) {
+                completion(.success(.cancelled(cancelled)))
+            } else {
+                completion(.failure(.outcomeUnknown(id: cancelled.id, reason: lostReply.description)))
+            }
+        }
+    }
+
+    /// Applies the consumer's versioned update for each event (the transfer as published), each in one atomic
+    /// script, all in one request (one pipeline per node). Blocking: for the consumer's thread.
+    ///
+    /// Each event gets its own result: a failure of one (a Redis error for that script, a lost reply) leaves the
+    /// others' outcomes standing. An event for a transfer Redis never had recreates it only when the event passes
+    /// a request's validation; otherwise its outcome is `.failure(.invalidEvent)`.
+    public func complete(_ events: [Transfer], at time: UnixMilliseconds) -> CompletionBatch {
+        guard !events.isEmpty else { return CompletionBatch(outcomes: [], isReplicated: true) }
+        let timestamp = time.rfc3339
+        let completed = events.map { $0.completed(at: timestamp).json }
+        var batch = applyCompletions(events, completed, indices: Array(events.indices), recreate: false)
+        // Events whose transfer was never stored: recreated from the event (the sketch's rule), once validated.
+        let unknown = batch.outcomes.indices.filter { batch.outcomes[$0].isNothingStored }
+        guard !unknown.isEmpty else { return batch }
+        var recreatable: [Int] = []
+        for index in unknown {
+            let problems = events[index].requestProblems
+            if problems.isEmpty {
+                recreatable.append(index)
+            } else {
+                batch.outcomes[index] = .failure(.invalidEvent(id: events[index].id, reason: problems.map(\.description).joined(separator: "; ")))
+            }
+        }
+        let second = applyCompletions(events, completed, indices: recreatable, recreate: true)
+        for (position, index) in recreatable.enumerated() {
+            batch.outcomes[index] = second.outcomes[position]
+        }
+        batch.isReplicated = batch.isReplicated && second.isReplicated
+        return batch
+    }
+
+    private func applyCompletions(_ events: [Transfer], _ completed: [String], indices: [Int], recreate: Bool) -> CompletionBatch {
+        guard !indices.isEmpty else { return CompletionBatch(outcomes: [], isReplicated: true) }
+        let commands = indices.map { compareAndSet(events[$0].version, json: completed[$0], id: events[$0].id, recreate: recreate) }
+        let response = execute(commands, replicas: settings.replicas)
+        let outcomes = zip(indices, response.replies).map { index, reply in
+            CompletionBatch.outcome(of: reply, eventVersion: events[index].version, id: events[index].id)
+        }
+        return CompletionBatch(outcomes: outcomes, isReplicated: response.acknowledgedReplicas.map { $0 >= settings.replicas } ?? true)
+    }
+
+    private func compareAndSet(_ expectedVersion: Int, json: String, id: TransferID, recreate: Bool) -> RedisCommand {
+        let keys = TransferKeys(id)
+        return .script(
+            TransferScripts.compareAndSet, keys: [keys.record, keys.history, keys.pending, keys.idempotency],
+            arguments: [String(expectedVersion), json, recreate ? "recreate" : "keep-missing", id.rawValue,
+                        String(settings.retentionSeconds ?? 0)]
         )
-        guard let entries = reply.array else { throw .unexpectedReply("claim: \(reply)") }
-        return entries.compactMap(\.bytes)
     }
 
-    /// Removes outbox entries whose events Kafka has confirmed.
-    public func removeOutboxEntries(_ entries: [[UInt8]]) throws(RepositoryError) {
-        guard !entries.isEmpty else { return }
-        let arguments = ["ZREM", Self.outboxKey] + entries.map { String(decoding: $0, as: UTF8.self) }
-        _ = try withConnection { connection throws(RedisError) in try connection.command(arguments) }
+    // MARK: - Outbox and pending index
+
+    /// Removes the outbox entries of events Kafka has confirmed (`event` is the published JSON, `id` its
+    /// transfer). Fire and forget: an entry left behind is only resent, which the version check absorbs.
+    public func removeOutboxEntries(_ entries: [(id: TransferID, event: [UInt8])], completion: @escaping @Sendable (RedisError?) -> Void) {
+        guard !entries.isEmpty else { return completion(nil) }
+        let commands = entries.map { entry in
+            let outbox = TransferKeys(entry.id).outbox
+            return RedisCommand.command(["ZREM", outbox, String(decoding: entry.event, as: UTF8.self)], key: outbox)
+        }
+        submit(commands, deadline: .now + settings.timeout, replicas: 0) { response in
+            let failure = response.replies.lazy.compactMap { reply -> RedisError? in
+                if case .failure(let error) = reply { return error }
+                if case .success(.error(let message)) = reply { return RedisError(kind: .server, message: message) }
+                return nil
+            }.first
+            completion(failure)
+        }
     }
 
-    /// How many events wait in the outbox.
-    public func outboxDepth() throws(RepositoryError) -> Int {
-        let reply = try withConnection { connection throws(RedisError) in try connection.command(["ZCARD", Self.outboxKey]) }
-        return Int(reply.integer ?? 0)
+    /// What one sweep of a range of slots claimed.
+    public struct SweepClaims: Sendable {
+        /// Outbox entries due for a resend (event JSON texts), now leased to this instance.
+        public var outboxEntries: [[UInt8]]
+        /// Transfers pending longer than the reconcile wait, now restarted on their wait by this instance.
+        public var pendingIDs: [TransferID]
     }
 
-    /// Throws unless Redis answers PING.
+    /// Claims, on `node`, the due outbox entries and the transfers pending longer than `pendingAfterMilliseconds`
+    /// among `slots` (all served by `node`), up to `limit` of each. Blocking: for the sweeper's thread.
+    public func claimDue(
+        on node: RedisNodeID, slots: ClosedRange<Int>, pendingAfterMilliseconds: Int64, limit: Int
+    ) throws(RepositoryError) -> SweepClaims {
+        let keys = slots.map(SlotKeys.outbox) + slots.map(SlotKeys.pending)
+        let command = RedisCommand.script(
+            TransferScripts.sweep, keys: keys,
+            arguments: [String(settings.outboxLeaseMilliseconds), String(pendingAfterMilliseconds), String(limit)]
+        )
+        let response = redis.execute(RedisRequest([command], timeout: settings.timeout), on: node)
+        let reply = try Self.reply(response.replies[0], of: "sweep")
+        guard let parts = reply.array, parts.count == 2, let entries = parts[0].array, let ids = parts[1].array else {
+            throw .unexpectedReply("sweep: \(reply)")
+        }
+        return SweepClaims(
+            outboxEntries: entries.compactMap(\.bytes),
+            pendingIDs: ids.compactMap { $0.string.flatMap(TransferID.init) }
+        )
+    }
+
+    /// The current records of claimed pending transfers, pipelined: those still `initiated` are returned for
+    /// publishing again; the others (finished, or gone) leave the pending index. Blocking.
+    public func stillInitiated(_ ids: [TransferID]) throws(RepositoryError) -> [Transfer] {
+        guard !ids.isEmpty else { return [] }
+        let response = execute(ids.map { id in .command(["GET", TransferKeys(id).record], key: TransferKeys(id).record) }, replicas: 0)
+        var initiated: [Transfer] = []
+        var settled: [RedisCommand] = []
+        for (id, reply) in zip(ids, response.replies) {
+            let transfer: Transfer?
+            do {
+                transfer = try Self.transfer(from: reply, id: id)
+            } catch .unreadableRecord {
+                continue  // nothing to publish; it stays pending until someone repairs the record
+            }
+            if let transfer, transfer.status == .initiated {
+                initiated.append(transfer)
+            } else {
+                let pending = TransferKeys(id).pending
+                settled.append(.command(["ZREM", pending, id.rawValue], key: pending))
+            }
+        }
+        if !settled.isEmpty { _ = execute(settled, replicas: 0) }
+        return initiated
+    }
+
+    /// Takes a lease on sweeping `node` for `milliseconds`, so that of all instances one at a time walks a node's
+    /// slots; false when another instance holds it. The lease key lives in the node's first slot.
+    public func takeSweepLease(on node: RedisNodeDescription, holder: String, milliseconds: Int64) throws(RepositoryError) -> Bool {
+        guard let slot = node.slots.first?.lowerBound else { return false }
+        let key = "transfers:sweeper:{\(RedisSlot.hashTag(of: slot))}"
+        let response = redis.execute(RedisRequest([.command(["SET", key, holder, "NX", "PX", String(milliseconds)], key: key)], timeout: settings.timeout), on: node.id)
+        return try Self.reply(response.replies[0], of: "SET").status == "OK"
+    }
+
+    // MARK: - Health
+
+    /// Throws unless every primary answers PING.
     public func ping() throws(RepositoryError) {
-        _ = try withConnection { connection throws(RedisError) in try connection.command(["PING"]) }
+        let primaries: [RedisNodeDescription]
+        do {
+            primaries = try redis.primaries()
+        } catch {
+            throw RepositoryError(error)
+        }
+        for node in primaries {
+            let response = redis.execute(RedisRequest([.command(["PING"], key: nil)], timeout: settings.timeout), on: node.id)
+            _ = try Self.reply(response.replies[0], of: "PING")
+        }
     }
 
-    private func compareAndSet(
-        _ id: TransferID, expectedVersion: Int, newState: Transfer, createIfMissing: Bool
-    ) throws(RepositoryError) -> (code: Int64, storedVersion: Int) {
-        let reply = try run(
-            TransferScripts.compareAndSet, keys: [Self.key(for: id), Self.historyKey(for: id)],
-            arguments: [String(expectedVersion), newState.json, createIfMissing ? "1" : "0"]
-        )
-        return try Self.compareAndSetResult(reply)
+    /// True when data of the release before cluster support is still there (its global outbox): the operator
+    /// has not run `transfer-service migrate` yet.
+    public func hasLegacyData() throws(RepositoryError) -> Bool {
+        let response = execute([.command(["EXISTS", LegacyKeys.outbox], key: LegacyKeys.outbox)], replicas: 0)
+        return try Self.reply(response.replies[0], of: "EXISTS").integer == 1
+    }
+
+    // MARK: - Plumbing
+
+    private func submit(
+        _ commands: [RedisCommand], deadline: ContinuousClock.Instant, replicas: Int,
+        completion: @escaping @Sendable (RedisResponse) -> Void
+    ) {
+        redis.submit(RedisRequest(commands, deadline: deadline, replicas: replicas)) { [metrics] response in
+            if response.replies.contains(where: { if case .failure = $0 { true } else { false } }) {
+                metrics.recordDependencyError("redis")
+            }
+            completion(response)
+        }
+    }
+
+    private func execute(_ commands: [RedisCommand], replicas: Int) -> RedisResponse {
+        let response = redis.execute(RedisRequest(commands, timeout: settings.timeout, replicas: replicas))
+        if response.replies.contains(where: { if case .failure = $0 { true } else { false } }) {
+            metrics.recordDependencyError("redis")
+        }
+        return response
+    }
+
+    /// The reply, or the failure as a repository error; an error reply is unexpected here.
+    static func reply(_ result: Result<RedisReply, RedisError>, of command: String) throws(RepositoryError) -> RedisReply {
+        switch result {
+        case .failure(let error): throw RepositoryError(error)
+        case .success(.error(let message)): throw RepositoryError(reply: .error(message), of: command)
+        case .success(let reply): return reply
+        }
+    }
+
+    private static func transfer(from result: Result<RedisReply, RedisError>, id: TransferID) throws(RepositoryError) -> Transfer? {
+        switch try reply(result, of: "GET") {
+        case .null: return nil
+        case .string(let bytes): return try decode(bytes, id: id)
+        case let other: throw .unexpectedReply("GET: \(other)")
+        }
     }
 
     /// {outcome, storedVersion} from the compare-and-set script.
-    private static func compareAndSetResult(_ reply: RedisReply) throws(RepositoryError) -> (code: Int64, storedVersion: Int) {
+    static func compareAndSetResult(_ reply: RedisReply) throws(RepositoryError) -> (code: Int64, storedVersion: Int) {
         guard let parts = reply.array, parts.count == 2, let code = parts[0].integer, let stored = parts[1].integer else {
-            throw .unexpectedReply("compare-and-set: \(reply)")
+            throw RepositoryError(reply: reply, of: "compare-and-set")
         }
         return (code, Int(stored))
     }
 
-    private static func decode(_ bytes: [UInt8], id: TransferID) throws(RepositoryError) -> Transfer {
+    static func decode(_ bytes: [UInt8], id: TransferID) throws(RepositoryError) -> Transfer {
         do {
             return try Transfer(json: bytes)
         } catch {
             throw .unreadableRecord(id: id, reason: error.reason)
         }
     }
+}
 
-    private func run(_ script: RedisScript, keys: [String], arguments: [String]) throws(RepositoryError) -> RedisReply {
-        try withConnection { connection throws(RedisError) in
-            try script.run(on: connection, keys: keys, arguments: arguments)
-        }
-    }
+/// The consumer's completions of one batch of events.
+public struct CompletionBatch: Sendable {
+    /// One per event, in order: the version rule's outcome, or why that event could not be applied.
+    public var outcomes: [Result<CompletionOutcome, RepositoryError>]
+    /// False when a node written to confirmed the writes to fewer replicas than required: the batch must be
+    /// applied again (the version check makes that harmless) before its offsets are stored.
+    public var isReplicated: Bool
 
-    private func withConnection<Reply>(_ body: (RedisConnection) throws(RedisError) -> Reply) throws(RepositoryError) -> Reply {
-        do {
-            return try pool.withConnection { connection in try body(connection) }
-        } catch let error as RedisError {
-            metrics.recordDependencyError("redis")
-            throw error.isConnectionBroken || error.kind == .connection ? .unavailable(error) : .unexpectedReply(error.description)
-        } catch {
-            throw .unexpectedReply(String(describing: error))
+    /// The outcome of one compare-and-set reply.
+    static func outcome(of result: Result<RedisReply, RedisError>, eventVersion: Int, id: TransferID) -> Result<CompletionOutcome, RepositoryError> {
+        Result { () throws(RepositoryError) -> CompletionOutcome in
+            let (code, stored) = try TransferRepository.compareAndSetResult(TransferRepository.reply(result, of: "compare-and-set"))
+            // The script applied the version rule; the domain's statement of it names the outcome.
+            switch code {
+            case 0, 1: return .decide(eventVersion: eventVersion, stored: .present(version: stored))
+            case 2: return .decide(eventVersion: eventVersion, stored: .absent(existedBefore: false))
+            case 3: throw .nothingStored(id: id)
+            case 4: return .decide(eventVersion: eventVersion, stored: .absent(existedBefore: true))
+            default: throw .unreadableRecord(id: id, reason: "the stored value has no numeric version")
+            }
         }
     }
 }
 
-/// What is kept for an idempotency key: the request it came with and the response to replay.
+extension Result where Success == CompletionOutcome, Failure == RepositoryError {
+    fileprivate var isNothingStored: Bool {
+        if case .failure(.nothingStored) = self { true } else { false }
+    }
+}
+
+/// What is kept for an idempotency key: the request it came with and the transfer it created.
 public struct IdempotencyRecord: Sendable, Equatable {
     /// The canonical form of the request (`TransferRequest.fingerprint`): a repeat must match it.
     public var requestFingerprint: String
-    public var status: Int
-    /// The transfer JSON that was answered.
-    public var body: String
+    /// The transfer the first request created; its first version is the response to replay.
+    public var transferID: TransferID
 
-    public init(requestFingerprint: String, status: Int, body: String) {
+    public init(requestFingerprint: String, transferID: TransferID) {
         self.requestFingerprint = requestFingerprint
-        self.status = status
-        self.body = body
+        self.transferID = transferID
     }
 
     var json: String {
         JSONValue.object(JSONObject([
-            "request": .string(requestFingerprint), "status": .number(String(status)), "body": .string(body),
+            "request": .string(requestFingerprint), "transfer_id": .string(transferID.rawValue),
         ])).serialized
     }
 
     init?(json bytes: [UInt8]) {
         guard case .object(let object)? = try? JSONValue.parse(bytes),
-              case .string(let request)? = object["request"], case .number(let statusText)? = object["status"],
-              let status = Int(statusText), case .string(let body)? = object["body"]
+              case .string(let request)? = object["request"], case .string(let idText)? = object["transfer_id"],
+              let id = TransferID(idText)
         else { return nil }
-        self.init(requestFingerprint: request, status: status, body: body)
+        self.init(requestFingerprint: request, transferID: id)
     }
 }
 
 /// Why the repository could not do what was asked.
 public enum RepositoryError: Error, Sendable, CustomStringConvertible {
-    /// Redis could not be reached or did not answer in time; worth retrying.
+    /// Redis could not be reached, refused to run the command, or the deadline passed before it was sent:
+    /// nothing was written; worth retrying.
     case unavailable(RedisError)
+    /// Redis refused the service's credentials: a configuration problem; nothing was written.
+    case authenticationFailed(RedisError)
+    /// The write was sent but no reply came, and reading back could not tell whether it happened.
+    case outcomeUnknown(id: TransferID, reason: String)
+    /// The write happened on the primary, but fewer replicas than required confirmed it before the deadline: it
+    /// may be lost if the primary fails now.
+    case notReplicated(id: TransferID, acknowledged: Int, required: Int)
     /// A stored value under `transfer:<id>` is not a transfer.
     case unreadableRecord(id: TransferID, reason: String)
+    /// An event for a transfer that was never stored fails a request's validation, so it is not recreated.
+    case invalidEvent(id: TransferID, reason: String)
+    /// Nothing is stored for the transfer (and nothing was written).
+    case nothingStored(id: TransferID)
     /// Redis answered something this code does not expect.
     case unexpectedReply(String)
+
+    /// Maps a Redis client failure.
+    init(_ error: RedisError) {
+        self = error.kind == .authentication ? .authenticationFailed(error) : .unavailable(error)
+    }
+
+    /// Maps an unexpected reply; an authentication error reply (`NOAUTH`) is a configuration problem.
+    init(reply: RedisReply, of command: String) {
+        if case .error(let message) = reply, message.hasPrefix("NOAUTH") || message.hasPrefix("WRONGPASS") {
+            self = .authenticationFailed(RedisError(kind: .authentication, message: message))
+        } else {
+            self = .unexpectedReply("\(command): \(reply)")
+        }
+    }
+
+    /// `notReplicated` when the response's WAIT counted fewer replicas than requested.
+    static func replicationShortfall(_ response: RedisResponse, id: TransferID, required: Int) -> RepositoryError? {
+        guard let acknowledged = response.acknowledgedReplicas, acknowledged < required else {
+            return nil
+        }
+        return .notReplicated(id: id, acknowledged: acknowledged, required: required)
+    }
 
     public var description: String {
         switch self {
         case .unavailable(let error): "Redis is unavailable: \(error)"
+        case .authenticationFailed(let error): "Redis refused the credentials: \(error)"
+        case .outcomeUnknown(let id, let reason): "the outcome of the write to transfer \(id) is unknown: \(reason)"
+        case .notReplicated(let id, let acknowledged, let required):
+            "the write to transfer \(id) reached \(acknowledged) of \(required) required replicas"
         case .unreadableRecord(let id, let reason): "the record of transfer \(id) is unreadable: \(reason)"
+        case .invalidEvent(let id, let reason): "the event of unknown transfer \(id) is not a valid transfer: \(reason)"
+        case .nothingStored(let id): "nothing is stored for transfer \(id)"
         case .unexpectedReply(let reply): "unexpected reply from Redis: \(reply)"
         }
     }
