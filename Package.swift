@@ -15,6 +15,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
     ],
     targets: [
         // C libraries, exposed through system-library shims (module.modulemap + shim.h).
@@ -26,7 +27,7 @@ let package = Package(
 
         // Thin, generic Swift wrappers: the only modules that touch C types. No transfer knowledge.
         .target(name: "HTTPServer", dependencies: ["CMicroHTTPD"]),
-        .target(name: "RedisClient", dependencies: ["CHiredis"]),
+        .target(name: "RedisClient", dependencies: ["CHiredis", .product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "KafkaClient", dependencies: ["CRdKafka"]),
 
         // JSON that keeps numbers as their exact text, so money never passes through a Double.
