@@ -46,10 +46,51 @@ public enum HTTPRequestRejection: Sendable, Equatable {
     case lengthRequired
 }
 
-/// The application: turns requests into responses. Called on the server's worker threads; may block briefly.
+/// The application: turns requests into responses.
+///
+/// A responder implements one of the two `respond(to:)` forms. `respond(to:reply:)` may answer later, from any
+/// thread, so the server's worker threads never wait for the application's I/O; the synchronous form answers on
+/// the calling worker thread (the server then never suspends the connection) and is adapted by a default
+/// `respond(to:reply:)`.
 public protocol HTTPResponder: Sendable {
-    /// Answers a complete request.
+    /// Answers a complete request by calling `reply.send(_:)` exactly once, before returning or later from any thread.
+    func respond(to request: HTTPRequest, reply: HTTPReply)
+    /// Answers a complete request on the calling worker thread; may block briefly.
     func respond(to request: HTTPRequest) -> HTTPResponse
-    /// Called instead of respond(to:) when a request is rejected; `request.body` is empty.
+    /// Called instead of respond(to:) when a request is rejected; `request.body` is empty. Answers at once.
     func respond(to rejection: HTTPRequestRejection, for request: HTTPRequest) -> HTTPResponse
+}
+
+extension HTTPResponder {
+    /// The synchronous adapter: answers with `respond(to:)` before returning.
+    public func respond(to request: HTTPRequest, reply: HTTPReply) {
+        reply.send(respond(to: request))
+    }
+
+    /// Only reached by a responder that implements neither form, which is a programming error.
+    public func respond(to request: HTTPRequest) -> HTTPResponse {
+        preconditionFailure("\(Self.self) implements neither respond(to:reply:) nor respond(to:) -> HTTPResponse")
+    }
+}
+
+/// The one answer a request is owed, given to `HTTPResponder.respond(to:reply:)`.
+///
+/// `send(_:)` may be called from any thread, before the responder returns or later; only the first call counts.
+/// A reply released without having been sent answers 500 (empty body), so a forgotten reply cannot leave a
+/// client waiting forever. A request waiting for its reply counts as in flight: `HTTPServer.stop()` waits for it.
+public final class HTTPReply: Sendable {
+    private let pending: PendingReply
+
+    init(_ pending: PendingReply) {
+        self.pending = pending
+    }
+
+    deinit {
+        pending.deliver(.response(HTTPResponse(status: 500)))
+    }
+
+    /// Sends `response`; ignored if a response was already sent.
+    public func send(_ response: HTTPResponse) {
+        pending.deliver(.response(response))
+    }
 }

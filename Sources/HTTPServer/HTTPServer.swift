@@ -20,13 +20,20 @@ public final class HTTPServer: Sendable {
     }
 
     /// Creates a server; nothing is bound until `start()`.
-    public init(configuration: HTTPServerConfiguration, responder: any HTTPResponder) {
+    public convenience init(configuration: HTTPServerConfiguration, responder: any HTTPResponder) {
+        self.init(configuration: configuration, responder: responder, afterSuspending: nil)
+    }
+
+    /// `afterSuspending` is for tests: it runs on the worker right after a connection was suspended, before the
+    /// suspension is published to the reply's sender.
+    init(configuration: HTTPServerConfiguration, responder: any HTTPResponder, afterSuspending: (@Sendable () -> Void)?) {
         self.configuration = configuration
         self.dispatcher = RequestDispatcher(
             responder: responder,
             maxBodySize: max(configuration.maxBodySize, 0),
             oversizedBodyDrainLimit: max(configuration.oversizedBodyDrainLimit, 0),
-            requiresContentLength: configuration.requiresContentLength)
+            requiresContentLength: configuration.requiresContentLength,
+            afterSuspending: afterSuspending)
     }
 
     deinit {
@@ -82,6 +89,7 @@ public final class HTTPServer: Sendable {
             _ = shutdown(quiescedSocket, Int32(SHUT_RDWR))
         }
         waitForInFlightRequests()
+        closeRequestsStillWaitingForTheirReply()
         MHD_stop_daemon(running.daemon)
         if quiescedSocket >= 0 {
             close(quiescedSocket)
@@ -97,8 +105,21 @@ public final class HTTPServer: Sendable {
         }
     }
 
+    /// After the drain timeout: MHD must not be stopped while connections are suspended, so every request still
+    /// waiting for its reply is resumed and closed unanswered (as a request still running was closed before).
+    /// A reply thread that is itself resuming one is waited for, so no resume touches a freed connection.
+    private func closeRequestsStillWaitingForTheirReply() {
+        dispatcher.isAbandoningSuspended.store(true, ordering: .sequentiallyConsistent)
+        for pending in dispatcher.suspendedRequests.allSuspended() where !pending.deliver(.close) {
+            while pending.isBeingResumed {
+                usleep(100)
+            }
+        }
+    }
+
     private func startDaemon(on listenSocket: ListenSocket) throws(HTTPServerError) -> RunningDaemon {
-        var flags = MHD_USE_INTERNAL_POLLING_THREAD.rawValue | MHD_USE_ITC.rawValue
+        // Suspend/resume lets a request wait for its reply without holding a worker thread; it includes MHD_USE_ITC.
+        var flags = MHD_USE_INTERNAL_POLLING_THREAD.rawValue | MHD_ALLOW_SUSPEND_RESUME.rawValue
         // epoll where available (Linux); poll elsewhere. Error logging stays off: MHD would print to stderr.
         if MHD_is_feature_supported(.FEATURE_EPOLL) == .YES {
             flags |= MHD_USE_EPOLL.rawValue

@@ -54,7 +54,10 @@ func requestCompletedCallback(
 ) {
     guard let contextPointer, let rawContext = contextPointer.pointee else { return }
     contextPointer.pointee = nil
-    Unmanaged<RequestContext>.fromOpaque(rawContext).release()
+    let context = Unmanaged<RequestContext>.fromOpaque(rawContext).takeRetainedValue()
+    if let pending = context.pendingReply {
+        pending.registry?.remove(pending)
+    }
     if let dispatcherPointer {
         let dispatcher = Unmanaged<RequestDispatcher>.fromOpaque(dispatcherPointer).takeUnretainedValue()
         dispatcher.activeRequests.subtract(1, ordering: .relaxed)

@@ -12,9 +12,20 @@ final class RequestDispatcher: Sendable {
     let activeRequests = Atomic<Int>(0)
     /// Set by stop(): responses then carry "Connection: close" so keep-alive clients go away.
     let isDraining = Atomic<Bool>(false)
+    /// Set by stop() once the drain timeout passed: requests still waiting for their reply are closed unanswered,
+    /// since MHD must not be stopped with suspended connections.
+    let isAbandoningSuspended = Atomic<Bool>(false)
+    /// Requests whose connection is suspended while their reply is pending, per worker thread.
+    let suspendedRequests = SuspendedRequestRegistry()
+    /// Tests only: runs between suspending the connection and publishing that, to force a reply into that window.
+    let afterSuspending: (@Sendable () -> Void)?
 
-    init(responder: any HTTPResponder, maxBodySize: Int, oversizedBodyDrainLimit: Int, requiresContentLength: Bool) {
+    init(
+        responder: any HTTPResponder, maxBodySize: Int, oversizedBodyDrainLimit: Int, requiresContentLength: Bool,
+        afterSuspending: (@Sendable () -> Void)? = nil
+    ) {
         self.responder = responder
+        self.afterSuspending = afterSuspending
         self.requiresContentLength = requiresContentLength
         self.maxBodySize = maxBodySize
         self.oversizedBodyDrainLimit = oversizedBodyDrainLimit
@@ -30,6 +41,12 @@ final class RequestDispatcher: Sendable {
         uploadDataSize: UnsafeMutablePointer<Int>,
         context: RequestContext
     ) -> MHD_Result {
+        if let pending = context.pendingReply {
+            // Called again after the connection was resumed: queue the reply that arrived meanwhile.
+            guard let outcome = pending.takeOutcome() else { return .YES }
+            pending.registry?.remove(pending)
+            return queue(outcome, on: connection)
+        }
         guard var request = context.request else {
             return handleHead(connection: connection, url: url, method: method, context: context)
         }
@@ -54,8 +71,40 @@ final class RequestDispatcher: Sendable {
         request.body = context.body
         context.body = []
         context.request = nil
-        let response = responder.respond(to: request)
-        return queue(response, on: connection, forceClose: false)
+        let pending = PendingReply(connection: connection)
+        context.pendingReply = pending
+        responder.respond(to: request, reply: HTTPReply(pending))
+        if let outcome = pending.takeAnswerWithoutSuspending() {
+            return queue(outcome, on: connection)  // answered synchronously: no suspension
+        }
+        return suspend(pending, connection: connection)
+    }
+
+    /// Takes the connection out of MHD's event loop until the reply arrives, so this worker serves other
+    /// connections meanwhile. Registered first, so that a stop() giving up on waiting sees it (see stop()).
+    private func suspend(_ pending: PendingReply, connection: OpaquePointer) -> MHD_Result {
+        let shard = suspendedRequests.shardForCurrentThread()
+        shard.insert(pending)
+        if isAbandoningSuspended.load(ordering: .sequentiallyConsistent) {
+            pending.deliver(.close)
+        }
+        if let outcome = pending.takeAnswerWithoutSuspending() {
+            shard.remove(pending)
+            return queue(outcome, on: connection)
+        }
+        MHD_suspend_connection(connection)
+        afterSuspending?()
+        // False: the reply came meanwhile and the connection was resumed at once; either way MHD calls the
+        // access handler again once resumed, and the first branch of handle() queues the reply.
+        _ = pending.publishSuspension()
+        return .YES
+    }
+
+    private func queue(_ outcome: PendingReply.Outcome, on connection: OpaquePointer) -> MHD_Result {
+        switch outcome {
+        case .response(let response): queue(response, on: connection, forceClose: false)
+        case .close: .NO  // MHD closes the connection
+        }
     }
 
     /// The first call: build the request head; reject an announced oversized body before reading any of it.
@@ -143,7 +192,8 @@ final class RequestDispatcher: Sendable {
 }
 
 /// Per-request state, created when MHD sees the URI and released when MHD reports completion.
-/// Touched only by the worker thread that owns the connection, so it needs no lock.
+/// Touched only by the worker thread that owns the connection, so it needs no lock (the reply handoff, which other
+/// threads touch, is in `PendingReply`).
 final class RequestContext {
     /// The raw query, taken from the URI before MHD splits and decodes it.
     let query: String?
@@ -154,6 +204,8 @@ final class RequestContext {
     var isRejected = false
     /// Bytes dropped since a body of unknown length passed the limit; nonzero means "reject at the end".
     var discardedBytes = 0
+    /// Set when the request was handed to the responder.
+    var pendingReply: PendingReply?
 
     init(query: String?) {
         self.query = query

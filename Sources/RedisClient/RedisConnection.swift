@@ -35,10 +35,13 @@ public final class RedisConnection {
         redisFree(context)
     }
 
-    /// Sends one command; an error reply is thrown as RedisError(kind: .server).
+    /// Sends one command; an error reply is thrown as RedisError(kind: .server), or `.authentication` for `NOAUTH`.
     public func command(_ arguments: [String]) throws(RedisError) -> RedisReply {
         let reply = try send(arguments)
         if case .error(let message) = reply {
+            if RedisError.isAuthenticationFailure(message) {
+                throw RedisError(kind: .authentication, message: message, isConnectionBroken: false)
+            }
             throw RedisError(kind: .server, message: message)
         }
         return reply
@@ -105,7 +108,10 @@ public final class RedisConnection {
         }
         if case .error(let message) = reply {
             isBroken = true
-            throw RedisError(kind: .connection, message: "\(what) failed: \(message)")
+            let kind: RedisError.Kind = RedisError.isAuthenticationFailure(message) ? .authentication : .connection
+            let error = RedisError(kind: kind, message: "\(what) failed: \(message)")
+            breakingError = error
+            throw error
         }
     }
 

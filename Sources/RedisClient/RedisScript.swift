@@ -1,3 +1,5 @@
+import Crypto
+
 /// A Lua script run by EVALSHA, loaded again (SCRIPT LOAD) when the server answers NOSCRIPT (e.g. after a restart or SCRIPT FLUSH).
 public struct RedisScript: Sendable {
     /// The Lua source.
@@ -8,7 +10,11 @@ public struct RedisScript: Sendable {
     /// Creates a script and computes its SHA-1 once.
     public init(_ source: String) {
         self.source = source
-        self.sha1 = SHA1.hexDigest(of: source.utf8)
+        // SHA-1 only names the script, as Redis does; it protects nothing.
+        self.sha1 = Insecure.SHA1.hash(data: Array(source.utf8)).map { byte in
+            let digits = String(byte, radix: 16)
+            return byte < 16 ? "0" + digits : digits
+        }.joined()
     }
 
     /// Runs the script; error replies other than NOSCRIPT are thrown as .server.

@@ -98,13 +98,16 @@ struct RedisConnectionTests {
 
         let anonymous = try RedisConnection(configuration: configuration(for: server))
         let noAuth = #expect(throws: RedisError.self) { try anonymous.command(["PING"]) }
-        #expect(noAuth?.serverErrorCode == "NOAUTH")
+        #expect(noAuth?.kind == .authentication)
+        #expect(noAuth?.message.hasPrefix("NOAUTH") == true)
+        #expect(noAuth?.mayHaveExecuted == false)
 
         let wrong = #expect(throws: RedisError.self) {
             try RedisConnection(configuration: configuration(for: server, password: "wrong"))
         }
-        #expect(wrong?.kind == .connection)
+        #expect(wrong?.kind == .authentication)
         #expect(wrong?.message.contains("AUTH failed") == true)
+        #expect(wrong?.mayHaveExecuted == false)
     }
 
     @Test func databasesAreIsolatedBySELECT() throws {
