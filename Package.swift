@@ -41,6 +41,7 @@ let package = Package(
             name: "TransferService",
             dependencies: [
                 "Transfers", "ExactJSON", "HTTPServer", "RedisClient", "KafkaClient",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),

@@ -12,14 +12,16 @@ let arguments = Array(CommandLine.arguments.dropFirst())
 if arguments.contains("--help") || arguments.contains("-h") {
     print(ServiceConfiguration.usage)
     print("\n`transfer-service healthcheck` exits 0 when the local service answers GET /healthz with 200.")
+    print("`transfer-service migrate` moves data of the release before cluster support into today's key layout.")
     exit(0)
 }
 
 let isHealthCheck = arguments.first == "healthcheck"
+let isMigration = arguments.first == "migrate"
 let configuration: ServiceConfiguration
 do {
     configuration = try ServiceConfiguration.load(
-        environment: ProcessInfo.processInfo.environment, arguments: Array(arguments.dropFirst(isHealthCheck ? 1 : 0))
+        environment: ProcessInfo.processInfo.environment, arguments: Array(arguments.dropFirst(isHealthCheck || isMigration ? 1 : 0))
     )
 } catch {
     let line = "transfer-service: \(error)\n"
@@ -28,6 +30,15 @@ do {
 }
 if isHealthCheck {
     exit(HealthProbe.run(port: configuration.httpPort))
+}
+if isMigration {
+    do {
+        print("transfer-service migrate: \(try LegacyLayoutMigration.run(configuration: configuration))")
+        exit(0)
+    } catch {
+        print("transfer-service migrate: \(error)")
+        exit(1)
+    }
 }
 
 let logLevel = Logger.Level(rawValue: configuration.logLevel) ?? .info

@@ -21,13 +21,23 @@ public enum APIError: Error, Sendable {
     case versionNotFound(id: TransferID, version: Int)
     case routeNotFound(path: String)
     case methodNotAllowed(method: String, allowed: [String])
+    /// A dependency cannot be reached; nothing was changed.
     case dependencyUnavailable(name: String, reason: String)
+    /// A dependency refuses the service's credentials; nothing was changed. Fixing it is an operator's job.
+    case dependencyRefusedCredentials(name: String, reason: String)
+    /// A write was sent but its outcome is not known (the reply was lost, or too few replicas confirmed it).
+    case outcomeUnknown(id: TransferID, reason: String)
+    /// A keyed create was repeated, but the transfer the key created is no longer kept.
+    case idempotentResultGone(TransferID)
     case internalError(String)
 
-    /// Maps a repository failure: Redis being away is a 503, anything else is our fault.
+    /// Maps a repository failure: Redis being away is a 503, an unknown outcome a 503 naming the transfer,
+    /// anything else is our fault.
     init(_ error: RepositoryError) {
         switch error {
         case .unavailable(let redisError): self = .dependencyUnavailable(name: "Redis", reason: redisError.description)
+        case .authenticationFailed(let redisError): self = .dependencyRefusedCredentials(name: "Redis", reason: redisError.description)
+        case .outcomeUnknown(let id, _), .notReplicated(let id, _, _): self = .outcomeUnknown(id: id, reason: error.description)
         default: self = .internalError(error.description)
         }
     }
@@ -106,6 +116,18 @@ public enum APIError: Error, Sendable {
             (status, type, title) = (503, "dependency-unavailable", "Service unavailable")
             detail = "\(name) is unavailable; nothing was changed. Retry shortly."
             headers.add(name: "Retry-After", value: "1")
+        case .dependencyRefusedCredentials(let name, _):
+            (status, type, title) = (503, "dependency-authentication", "Service misconfigured")
+            detail = "\(name) refuses the service's credentials (\(name) authentication); nothing was changed. An operator must fix the configuration."
+        case .outcomeUnknown(let id, _):
+            (status, type, title) = (503, "outcome-unknown", "Outcome unknown")
+            detail = "The change to transfer \(id) was sent to storage but not confirmed, so it may or may not have happened. "
+                + "Read the transfer (GET /transfers/\(id)) or retry with the same Idempotency-Key."
+            problem["transfer_id"] = .string(id.rawValue)
+            headers.add(name: "Retry-After", value: "1")
+        case .idempotentResultGone(let id):
+            (status, type, title) = (422, "idempotency-key-reused", "Idempotency key reused")
+            detail = "This Idempotency-Key created transfer \(id), which is no longer kept; use a new key for a new transfer."
         case .internalError:
             (status, type, title) = (500, "internal-error", "Internal error")
             detail = "The service failed to handle the request."

@@ -1,4 +1,5 @@
-/// Whether the service can do its work: Redis answers and a Kafka broker answers a metadata request.
+/// Whether the service can do its work: every Redis primary answers, a Kafka broker answers a metadata request,
+/// and events handed to Kafka get delivered.
 public struct ReadinessCheck: Sendable {
     /// How long a Kafka broker has to answer; readiness probes are short.
     static let kafkaTimeout: Duration = .seconds(1)
@@ -17,10 +18,11 @@ public struct ReadinessCheck: Sendable {
         do {
             try repository.ping()
         } catch {
-            throw .dependencyUnavailable(name: "Redis", reason: error.description)
+            throw APIError(error)
         }
         do {
             try publisher.checkKafkaReachable(timeout: Self.kafkaTimeout)
+            try publisher.checkDelivering()
         } catch {
             throw .dependencyUnavailable(name: "Kafka", reason: error.description)
         }

@@ -1,13 +1,17 @@
+import Dispatch
 import ExactJSON
 import HTTPServer
 import Logging
 import Transfers
 
 /// The HTTP API mapped onto the domain and the repository: create, read, history and cancel of transfers, plus
-/// the health endpoints.
+/// the health and metrics endpoints.
+///
+/// A worker thread parses and validates a request and hands the Redis work to the repository; the answer goes
+/// out from the Redis client's thread when the reply arrives, so workers never wait on Redis.
 public struct ServiceRoutes: HTTPResponder {
     /// The operations of the API; the router maps method and path to one of them.
-    private enum Operation: Sendable {
+    enum Operation: Sendable {
         case createTransfer
         case getTransfer
         case listVersions
@@ -66,48 +70,38 @@ public struct ServiceRoutes: HTTPResponder {
         self.router = router
     }
 
-    public func respond(to request: HTTPRequest) -> HTTPResponse {
-        let started = ContinuousClock.now
+    public func respond(to request: HTTPRequest, reply: HTTPReply) {
         let match = router.match(method: request.method, path: request.path)
-        let response = respond(to: request, match: match)
         let route: String
         switch match {
         case .found(let operation, _): route = operation.route
         case .methodNotAllowed: route = "method_not_allowed"
         case .notFound: route = "not_found"
         }
-        metrics.recordRequest(
-            route: route, method: Self.knownMethods.contains(request.method) ? request.method : "other",
-            status: response.status, duration: ContinuousClock.now - started
+        let answer = Answer(
+            reply: reply, request: request, route: route, method: Self.knownMethods.contains(request.method) ? request.method : "other",
+            metrics: metrics, logger: logger
         )
-        return response
-    }
-
-    /// Methods reported as themselves in metrics; anything else is "other", to keep the label set bounded.
-    private static let knownMethods: Set<String> = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
-
-    private func respond(to request: HTTPRequest, match: RouteMatch<Operation>) -> HTTPResponse {
         do throws(APIError) {
             switch match {
             case .found(let operation, let parameters):
+                var client = ClientScope.anonymous
                 if operation.requiresAuthentication {
-                    try authenticator.authenticate(authorization: request.headers["Authorization"])
+                    client = try authenticator.authenticate(authorization: request.headers["Authorization"])
                 }
-                return try perform(operation, request, parameters)
+                try perform(operation, request, parameters, client: client, answer: answer)
             case .methodNotAllowed(let allowed):
                 throw APIError.methodNotAllowed(method: request.method, allowed: allowed)
             case .notFound:
                 throw APIError.routeNotFound(path: request.path)
             }
         } catch {
-            if case .internalError(let reason) = error {
-                logger.error("request failed", metadata: ["method": "\(request.method)", "path": "\(request.path)", "error": "\(reason)"])
-            } else if case .dependencyUnavailable(let name, let reason) = error {
-                logger.warning("dependency unavailable", metadata: ["dependency": "\(name)", "error": "\(reason)"])
-            }
-            return error.response
+            answer.fail(error)
         }
     }
+
+    /// Methods reported as themselves in metrics; anything else is "other", to keep the label set bounded.
+    private static let knownMethods: Set<String> = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
     public func respond(to rejection: HTTPRequestRejection, for request: HTTPRequest) -> HTTPResponse {
         switch rejection {
@@ -116,32 +110,41 @@ public struct ServiceRoutes: HTTPResponder {
         }
     }
 
-    private func perform(_ operation: Operation, _ request: HTTPRequest, _ parameters: [String: String]) throws(APIError) -> HTTPResponse {
+    private func perform(
+        _ operation: Operation, _ request: HTTPRequest, _ parameters: [String: String], client: ClientScope, answer: Answer
+    ) throws(APIError) {
         switch operation {
         case .createTransfer:
-            return try createTransfer(request)
+            try createTransfer(request, client: client, answer: answer)
         case .getTransfer:
-            return try getTransfer(id: try Self.transferID(parameters), ifNoneMatch: request.headers["If-None-Match"])
+            try getTransfer(id: Self.transferID(parameters), ifNoneMatch: request.headers["If-None-Match"], answer: answer)
         case .listVersions:
-            return try listVersions(id: try Self.transferID(parameters))
+            try listVersions(id: Self.transferID(parameters), answer: answer)
         case .getVersion:
-            return try getVersion(id: try Self.transferID(parameters), version: parameters["version"] ?? "")
+            try getVersion(id: Self.transferID(parameters), version: parameters["version"] ?? "", answer: answer)
         case .cancelTransfer:
-            return try cancelTransfer(id: try Self.transferID(parameters), ifMatch: request.headers["If-Match"])
+            try cancelTransfer(id: Self.transferID(parameters), ifMatch: request.headers["If-Match"], answer: answer)
         case .liveness:
-            return Self.jsonResponse(#"{"status":"alive"}"#, status: 200)
+            answer.send(Self.jsonResponse(#"{"status":"alive"}"#, status: 200))
         case .readiness:
-            try readinessCheck.run()
-            return Self.jsonResponse(#"{"status":"ready"}"#, status: 200)
+            // The checks wait on Redis and Kafka (bounded by short timeouts); not on a worker thread.
+            DispatchQueue.global().async { [readinessCheck] in
+                answer.complete { () throws(APIError) in
+                    try readinessCheck.run()
+                    return Self.jsonResponse(#"{"status":"ready"}"#, status: 200)
+                }
+            }
         case .metrics:
-            return HTTPResponse(
+            answer.send(HTTPResponse(
                 status: 200, headers: ["Content-Type": "text/plain; version=0.0.4; charset=utf-8"], body: metrics.exposition()
-            )
+            ))
         }
     }
 
+    // MARK: - Creating
+
     /// `POST /transfers`: validate, store with its outbox entry (and idempotency record), publish, answer 202.
-    private func createTransfer(_ request: HTTPRequest) throws(APIError) -> HTTPResponse {
+    private func createTransfer(_ request: HTTPRequest, client: ClientScope, answer: Answer) throws(APIError) {
         let contentType = request.headers["Content-Type"]
         guard let contentType, Self.isJSON(contentType) else { throw .unsupportedMediaType(found: contentType) }
         let idempotencyKey = try request.headers["Idempotency-Key"].map { (key) throws(APIError) -> String in
@@ -154,111 +157,147 @@ public struct ServiceRoutes: HTTPResponder {
         } catch {
             throw .invalidRequest(error)
         }
-        // A fresh random id collides with an existing one only by astronomical chance; try again if it does.
-        for _ in 0..<3 {
-            let now = UnixMilliseconds.now()
-            let transfer = Transfer.initiate(transferRequest, id: .random(), at: now.rfc3339)
-            // Rendered once: the record, the event, the idempotency record and the response are the same text.
-            let json = transfer.json
-            let idempotency = idempotencyKey.map {
-                (key: $0, record: IdempotencyRecord(requestFingerprint: transferRequest.fingerprint, status: 202, body: json))
-            }
-            let outcome: TransferRepository.CreateOutcome
-            do {
-                outcome = try repository.create(
-                    transfer.id, json: json, retryAt: now.adding(milliseconds: OutboxPublisher.leaseMilliseconds),
-                    idempotency: idempotency
-                )
-            } catch {
-                throw APIError(error)
-            }
-            switch outcome {
-            case .created:
+        let creation = Creation(request: transferRequest, idempotencyKey: idempotencyKey, client: client)
+        create(creation, attempt: 1, answer: answer)
+    }
+
+    /// A validated create request and whose it is.
+    private struct Creation: Sendable {
+        var request: TransferRequest
+        var idempotencyKey: String?
+        var client: ClientScope
+
+        /// A keyed create's id is derived from its key (see `TransferID.derived`); any other is random.
+        func makeID() -> TransferID {
+            idempotencyKey.map { TransferID.derived(fromIdempotencyKey: $0, scope: client.scope) } ?? .random()
+        }
+    }
+
+    private func create(_ creation: Creation, attempt: Int, answer: Answer) {
+        let transfer = Transfer.initiate(creation.request, id: creation.makeID(), at: UnixMilliseconds.now().rfc3339)
+        // Rendered once: the record, the event, the first history entry and the response are the same text.
+        let json = transfer.json
+        let idempotency = creation.idempotencyKey.map { _ in
+            IdempotencyRecord(requestFingerprint: creation.request.fingerprint, transferID: transfer.id)
+        }
+        repository.create(transfer, json: json, idempotency: idempotency) { [self] result in
+            switch result {
+            case .failure(let error):
+                answer.fail(APIError(error))
+            case .success(.created):
                 logger.info("transfer initiated", metadata: ["transfer_id": "\(transfer.id)"])
                 metrics.transfersCreated.increment()
                 publisher.publish(transfer.id, json: json)
-                return Self.transferResponse(json: json, version: transfer.version, id: transfer.id, status: 202, location: true)
-            case .idTaken:
-                continue
-            case .idempotencyKeyUsed(let record):
-                guard record.requestFingerprint == transferRequest.fingerprint else { throw .idempotencyKeyReused }
-                return try Self.replay(record)
+                answer.send(Self.transferResponse(json: json, version: transfer.version, id: transfer.id, status: 202, location: true))
+            case .success(.idTaken) where creation.idempotencyKey != nil:
+                // The key's transfer exists but its idempotency record does not (removed by hand): the key is spent.
+                answer.fail(.idempotencyKeyReused)
+            case .success(.idTaken):
+                // A fresh random id collides with an existing one only by astronomical chance; try again if it does.
+                if attempt < 3 {
+                    create(creation, attempt: attempt + 1, answer: answer)
+                } else {
+                    answer.fail(.internalError("three random transfer ids in a row were taken"))
+                }
+            case .success(.idempotencyKeyUsed(let record, let firstVersion)):
+                replay(record, firstVersion: firstVersion, for: creation, answer: answer)
             }
         }
-        throw .internalError("three random transfer ids in a row were taken")
     }
 
-    /// `GET /transfers/{id}`: the current state, or 304 when the client's `If-None-Match` names it.
-    private func getTransfer(id: TransferID, ifNoneMatch: String?) throws(APIError) -> HTTPResponse {
-        let transfer = try find(id)
-        if let ifNoneMatch, EntityTags(ifNoneMatch).matches(version: transfer.version) {
-            return HTTPResponse(status: 304, headers: ["ETag": EntityTags.tag(for: transfer.version)])
+    /// Answers a repeated keyed create with the first response (202 and the transfer's first version), or 422
+    /// when the key came with a different request.
+    private func replay(_ record: IdempotencyRecord, firstVersion: Transfer?, for creation: Creation, answer: Answer) {
+        guard record.requestFingerprint == creation.request.fingerprint else { return answer.fail(.idempotencyKeyReused) }
+        @Sendable func respond(with first: Transfer?) {
+            guard let first else { return answer.fail(.idempotentResultGone(record.transferID)) }
+            var response = Self.transferResponse(first, status: 202, location: true)
+            response.headers.add(name: "Idempotent-Replayed", value: "true")
+            answer.send(response)
         }
-        return Self.transferResponse(transfer, status: 200)
+        if let firstVersion, firstVersion.id == record.transferID {
+            return respond(with: firstVersion)
+        }
+        // A key recorded before ids were derived from keys names a transfer in another slot: read it separately.
+        repository.firstVersion(of: record.transferID) { result in
+            switch result {
+            case .success(let first): respond(with: first)
+            case .failure(let error): answer.fail(APIError(error))
+            }
+        }
+    }
+
+    // MARK: - Reading
+
+    /// `GET /transfers/{id}`: the current state, or 304 when the client's `If-None-Match` names it.
+    private func getTransfer(id: TransferID, ifNoneMatch: String?, answer: Answer) {
+        repository.find(id) { result in
+            answer.complete { () throws(APIError) in
+                let transfer = try Self.found(result, id: id)
+                if let ifNoneMatch, EntityTags(ifNoneMatch).matches(version: transfer.version) {
+                    return HTTPResponse(status: 304, headers: ["ETag": EntityTags.tag(for: transfer.version)])
+                }
+                return Self.transferResponse(transfer, status: 200)
+            }
+        }
     }
 
     /// `GET /transfers/{id}/versions`: every version, oldest first.
-    private func listVersions(id: TransferID) throws(APIError) -> HTTPResponse {
-        let versions = try versions(of: id)
-        let body = JSONValue.object(JSONObject([
-            "transfer_id": .string(id.rawValue), "versions": .array(versions.map { .object($0.jsonObject) }),
-        ]))
-        return Self.jsonResponse(body.serialized, status: 200)
+    private func listVersions(id: TransferID, answer: Answer) {
+        repository.versions(of: id) { result in
+            answer.complete { () throws(APIError) in
+                let versions = try Self.found(result, id: id)
+                let body = JSONValue.object(JSONObject([
+                    "transfer_id": .string(id.rawValue), "versions": .array(versions.map { .object($0.jsonObject) }),
+                ]))
+                return Self.jsonResponse(body.serialized, status: 200)
+            }
+        }
     }
 
     /// `GET /transfers/{id}/versions/{n}`: one version.
-    private func getVersion(id: TransferID, version text: String) throws(APIError) -> HTTPResponse {
+    private func getVersion(id: TransferID, version text: String, answer: Answer) throws(APIError) {
         guard let number = Int(text), number >= 1, String(number) == text else { throw .invalidVersionNumber(text) }
-        guard let version = try versions(of: id).first(where: { $0.version == number }) else {
-            throw .versionNotFound(id: id, version: number)
+        repository.versions(of: id) { result in
+            answer.complete { () throws(APIError) in
+                guard let version = try Self.found(result, id: id).first(where: { $0.version == number }) else {
+                    throw .versionNotFound(id: id, version: number)
+                }
+                return Self.transferResponse(version, status: 200)
+            }
         }
-        return Self.transferResponse(version, status: 200)
     }
+
+    // MARK: - Cancelling
 
     /// `POST /transfers/{id}/cancel`: only with `If-Match` naming the current version, only while `initiated`.
-    private func cancelTransfer(id: TransferID, ifMatch: String?) throws(APIError) -> HTTPResponse {
+    private func cancelTransfer(id: TransferID, ifMatch: String?, answer: Answer) throws(APIError) {
         guard let ifMatch else { throw .preconditionRequired }
         let tags = EntityTags(ifMatch)
-        let outcome: TransferRepository.CancelOutcome
-        do {
-            outcome = try repository.cancel(id, expectedVersions: tags.isWildcard ? nil : tags.versions, at: .now())
-        } catch {
-            throw APIError(error)
-        }
-        switch outcome {
-        case .cancelled(let transfer):
-            logger.info("transfer cancelled", metadata: ["transfer_id": "\(id)", "version": "\(transfer.version)"])
-            metrics.transfersCancelled.increment()
-            return Self.transferResponse(transfer, status: 200)
-        case .notFound:
-            throw .transferNotFound(id)
-        case .refused(.versionMismatch(let current)):
-            throw .preconditionFailed(currentVersion: current)
-        case .refused(.notCancellable(let status)):
-            throw .notCancellable(id: id, status: status)
+        repository.cancel(id, expectedVersions: tags.isWildcard ? nil : tags.versions, at: .now()) { [logger, metrics] result in
+            answer.complete { () throws(APIError) in
+                switch try result.mapError(APIError.init).get() {
+                case .cancelled(let transfer):
+                    logger.info("transfer cancelled", metadata: ["transfer_id": "\(id)", "version": "\(transfer.version)"])
+                    metrics.transfersCancelled.increment()
+                    return Self.transferResponse(transfer, status: 200)
+                case .notFound:
+                    throw .transferNotFound(id)
+                case .refused(.versionMismatch(let current)):
+                    throw .preconditionFailed(currentVersion: current)
+                case .refused(.notCancellable(let status)):
+                    throw .notCancellable(id: id, status: status)
+                }
+            }
         }
     }
 
-    private func versions(of id: TransferID) throws(APIError) -> [Transfer] {
-        let versions: [Transfer]?
-        do {
-            versions = try repository.versions(of: id)
-        } catch {
-            throw APIError(error)
-        }
-        guard let versions else { throw .transferNotFound(id) }
-        return versions
-    }
+    // MARK: - Helpers
 
-    private func find(_ id: TransferID) throws(APIError) -> Transfer {
-        let transfer: Transfer?
-        do {
-            transfer = try repository.find(id)
-        } catch {
-            throw APIError(error)
-        }
-        guard let transfer else { throw .transferNotFound(id) }
-        return transfer
+    /// The value of a lookup, or the error that answers it (404 when there is nothing).
+    private static func found<Value>(_ result: Result<Value?, RepositoryError>, id: TransferID) throws(APIError) -> Value {
+        guard let value = try result.mapError(APIError.init).get() else { throw .transferNotFound(id) }
+        return value
     }
 
     private static func transferID(_ parameters: [String: String]) throws(APIError) -> TransferID {
@@ -278,16 +317,6 @@ public struct ServiceRoutes: HTTPResponder {
         if location {
             response.headers.add(name: "Location", value: "/transfers/\(id)")
         }
-        return response
-    }
-
-    /// The first response for an idempotency key, again.
-    private static func replay(_ record: IdempotencyRecord) throws(APIError) -> HTTPResponse {
-        guard let transfer = try? Transfer(json: Array(record.body.utf8)) else {
-            throw .internalError("an idempotency record holds an unreadable transfer")
-        }
-        var response = transferResponse(transfer, status: record.status, location: true)
-        response.headers.add(name: "Idempotent-Replayed", value: "true")
         return response
     }
 
@@ -311,5 +340,54 @@ public struct ServiceRoutes: HTTPResponder {
     /// 1 to 255 printable ASCII characters.
     static func isValidIdempotencyKey(_ key: String) -> Bool {
         (1...255).contains(key.utf8.count) && key.utf8.allSatisfy { $0 >= 0x20 && $0 <= 0x7E }
+    }
+}
+
+/// The answer a request is owed: sends the response once, from whichever thread has it, and records the request's
+/// metrics and any failure worth a log line.
+final class Answer: Sendable {
+    private let reply: HTTPReply
+    private let method: String
+    private let path: String
+    private let route: String
+    private let started = ContinuousClock.now
+    private let metrics: ServiceMetrics
+    private let logger: Logger
+
+    init(reply: HTTPReply, request: HTTPRequest, route: String, method: String, metrics: ServiceMetrics, logger: Logger) {
+        self.reply = reply
+        self.method = method
+        self.path = request.path
+        self.route = route
+        self.metrics = metrics
+        self.logger = logger
+    }
+
+    func send(_ response: HTTPResponse) {
+        metrics.recordRequest(route: route, method: method, status: response.status, duration: ContinuousClock.now - started)
+        reply.send(response)
+    }
+
+    func fail(_ error: APIError) {
+        switch error {
+        case .internalError(let reason):
+            logger.error("request failed", metadata: ["method": "\(method)", "path": "\(path)", "error": "\(reason)"])
+        case .dependencyUnavailable(let name, let reason):
+            logger.warning("dependency unavailable", metadata: ["dependency": "\(name)", "error": "\(reason)"])
+        case .outcomeUnknown(let id, let reason):
+            logger.warning("write outcome unknown", metadata: ["transfer_id": "\(id)", "error": "\(reason)"])
+        default:
+            break
+        }
+        send(error.response)
+    }
+
+    /// Sends what `body` returns, or the error it throws.
+    func complete(_ body: () throws(APIError) -> HTTPResponse) {
+        do {
+            send(try body())
+        } catch {
+            fail(error)
+        }
     }
 }

@@ -2,11 +2,14 @@ import HTTPServer
 import Logging
 import RedisClient
 
-/// The whole service: HTTP API, outbox publisher and background consumer, started and stopped together.
+/// The whole service: HTTP API, outbox publisher, sweeper and background consumer, started and stopped together.
 public final class TransferApplication: Sendable {
     public let configuration: ServiceConfiguration
     private let logger: Logger
+    private let redis: any RedisDeployment
+    private let repository: TransferRepository
     private let publisher: OutboxPublisher
+    private let sweeper: Sweeper
     private let processor: TransferProcessor
     private let server: HTTPServer
 
@@ -14,9 +17,16 @@ public final class TransferApplication: Sendable {
     public init(configuration: ServiceConfiguration, logger: Logger) throws(StartupError) {
         self.configuration = configuration
         self.logger = logger
-        let pool = RedisConnectionPool(configuration: configuration.redis, maxIdleConnections: configuration.httpThreads + 4)
+        redis = Self.makeRedisDeployment(configuration)
         let metrics = ServiceMetrics()
-        let repository = TransferRepository(pool: pool, metrics: metrics)
+        repository = TransferRepository(
+            redis: redis,
+            settings: TransferRepository.Settings(
+                timeout: .milliseconds(configuration.requestTimeoutMilliseconds), replicas: configuration.redisWaitReplicas,
+                retentionSeconds: configuration.transferRetentionSeconds, outboxLeaseMilliseconds: OutboxPublisher.leaseMilliseconds
+            ),
+            metrics: metrics
+        )
         do {
             publisher = try OutboxPublisher(
                 topic: configuration.kafkaTopic, producerConfiguration: configuration.kafkaProducer,
@@ -31,6 +41,10 @@ public final class TransferApplication: Sendable {
         } catch {
             throw StartupError(component: "Kafka client", reason: error.description)
         }
+        sweeper = Sweeper(
+            repository: repository, publisher: publisher, reconcileAfterMilliseconds: configuration.reconcileAfterMilliseconds,
+            metrics: metrics, logger: logger
+        )
         var httpConfiguration = HTTPServerConfiguration(host: configuration.httpHost, port: configuration.httpPort)
         httpConfiguration.threadCount = configuration.httpThreads
         // With a known length, every oversized body is refused with 413 before any of it is read.
@@ -47,36 +61,54 @@ public final class TransferApplication: Sendable {
         )
     }
 
+    /// A single Redis, or a Redis Cluster when seed nodes are configured; either way requests are group-committed.
+    private static func makeRedisDeployment(_ configuration: ServiceConfiguration) -> any RedisDeployment {
+        if configuration.isRedisCluster {
+            return RedisCluster(
+                seeds: configuration.redisClusterNodes.map { RedisNodeID(host: $0.host, port: $0.port) }, configuration: configuration.redis
+            )
+        }
+        return RedisNodeClient(configuration: configuration.redis)
+    }
+
     /// The port the HTTP server listens on (useful when configured with port 0).
     public var httpPort: Int { server.port }
 
-    /// Starts the consumer, the outbox sweeper and then the HTTP server.
+    /// Starts the consumer, the sweeper and then the HTTP server.
     public func start() throws(StartupError) {
         if configuration.apiTokens.isEmpty {
             logger.warning("API_TOKENS is not set: the API runs without authentication")
         }
+        if (try? repository.hasLegacyData()) == true {
+            logger.warning("Redis holds data in the layout of the release before cluster support: run `transfer-service migrate`")
+        }
         processor.start()
-        publisher.startSweeping()
+        sweeper.start()
         do {
             try server.start()
         } catch {
             throw StartupError(component: "HTTP server", reason: error.description)
         }
+        let redisDescription = configuration.isRedisCluster
+            ? "cluster " + configuration.redisClusterNodes.map(\.description).joined(separator: ",")
+            : "\(configuration.redisHost):\(configuration.redisPort)"
         logger.info(
             "transfer service started",
             metadata: [
                 "http": "\(configuration.httpHost):\(server.port)", "kafka": "\(configuration.kafkaBootstrapServers)",
-                "topic": "\(configuration.kafkaTopic)", "redis": "\(configuration.redisHost):\(configuration.redisPort)",
+                "topic": "\(configuration.kafkaTopic)", "redis": "\(redisDescription)",
             ]
         )
     }
 
-    /// Stops taking requests, finishes in-flight ones, stops the consumer after its current event (committing its
-    /// offsets) and flushes the producer.
+    /// Stops taking requests, finishes in-flight ones, stops the consumer after its current batch (committing its
+    /// offsets) and the sweeper, flushes the producer and closes the Redis connections.
     public func stop() {
         server.stop()
         processor.stop()
+        sweeper.stop()
         publisher.shutdown(timeout: .seconds(2))
+        redis.shutdown()
         logger.info("transfer service stopped")
     }
 }

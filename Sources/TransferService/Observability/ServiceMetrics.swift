@@ -27,7 +27,9 @@ public final class ServiceMetrics: Sendable {
     let transfersCancelled: CoreMetrics.Counter
     let versionConflicts: CoreMetrics.Counter
     let deadLettered: CoreMetrics.Counter
-    let outboxDepth: CoreMetrics.Gauge
+    let outboxOldestDueAge: CoreMetrics.Gauge
+    let outboxResent: CoreMetrics.Counter
+    let transfersReconciled: CoreMetrics.Counter
     let eventProcessingDuration: CoreMetrics.Timer
 
     /// Metrics recorded in a registry of their own.
@@ -46,7 +48,9 @@ public final class ServiceMetrics: Sendable {
         transfersCancelled = CoreMetrics.Counter(label: "transfers_cancelled_total", factory: factory)
         versionConflicts = CoreMetrics.Counter(label: "transfer_version_conflicts_total", factory: factory)
         deadLettered = CoreMetrics.Counter(label: "transfer_events_dead_lettered_total", factory: factory)
-        outboxDepth = CoreMetrics.Gauge(label: "transfer_outbox_depth", factory: factory)
+        outboxOldestDueAge = CoreMetrics.Gauge(label: "transfer_outbox_oldest_due_age_seconds", factory: factory)
+        outboxResent = CoreMetrics.Counter(label: "transfer_outbox_resent_total", factory: factory)
+        transfersReconciled = CoreMetrics.Counter(label: "transfers_reconciled_total", factory: factory)
         eventProcessingDuration = CoreMetrics.Timer(label: "consumer_event_processing_duration_seconds", factory: factory)
     }
 

@@ -103,10 +103,7 @@ public final class TransferProcessor: Sendable {
                 guard deadLetter(message, reason: "not a transfer event: \(error)") else { return false }
             }
         }
-        let applied = retryingUntilStopped("apply events", count: events.count) { () throws(RepositoryError) in
-            try repository.complete(events.map(\.event), at: .now())
-        }
-        guard let outcomes = applied else { return false }
+        guard let outcomes = apply(events.map(\.event)) else { return false }
         let perEvent = (ContinuousClock.now - started) / max(events.count, 1)
         for ((message, event), outcome) in zip(events, outcomes) {
             switch outcome {
@@ -118,6 +115,38 @@ public final class TransferProcessor: Sendable {
             }
         }
         return true
+    }
+
+    /// Applies the events until each has an outcome that retrying cannot change and the writes reached the
+    /// required replicas. Each event keeps the first definite outcome it got; after a replication shortfall every
+    /// event is applied again so that the next `WAIT` covers it (an event already applied is then a conflict,
+    /// which writes nothing). Nil if asked to stop first.
+    private func apply(_ events: [Transfer]) -> [Result<CompletionOutcome, RepositoryError>]? {
+        var outcomes = [Result<CompletionOutcome, RepositoryError>?](repeating: nil, count: events.count)
+        var replicated = true
+        var backoff = Duration.milliseconds(50)
+        while true {
+            let attempt = events.indices.filter { !replicated || outcomes[$0]?.isRetryable != false }
+            let batch = repository.complete(attempt.map { events[$0] }, at: .now())
+            for (index, outcome) in zip(attempt, batch.outcomes) where outcomes[index]?.isRetryable != false {
+                outcomes[index] = outcome
+            }
+            replicated = batch.isReplicated
+            let failing = outcomes.compactMap { outcome -> RepositoryError? in
+                guard let outcome, outcome.isRetryable, case .failure(let error) = outcome else { return nil }
+                return error
+            }
+            if failing.isEmpty && replicated { return outcomes.map { $0! } }
+            logger.warning(
+                "cannot apply events yet; retrying",
+                metadata: [
+                    "events": "\(failing.isEmpty ? events.count : failing.count)",
+                    "error": "\(failing.first.map(\.description) ?? "too few replicas confirmed the writes")", "retry_in": "\(backoff)",
+                ]
+            )
+            guard sleep(backoff) else { return nil }
+            backoff = min(backoff * 2, .seconds(2))
+        }
     }
 
     /// Parks a message that can never be processed in the dead-letter topic; retried until Kafka confirms it.
@@ -182,6 +211,9 @@ public final class TransferProcessor: Sendable {
         case .recreated:
             metrics.transfersRecreated.increment()
             logger.warning("transfer was not in Redis: recreated from its event as completed", metadata: metadata)
+        case .gone:
+            metrics.versionConflicts.increment()
+            logger.notice("event for a transfer that is no longer stored (deleted or expired): skipped", metadata: ["transfer_id": "\(event.id)"])
         }
     }
 }
@@ -193,6 +225,18 @@ extension CompletionOutcome {
         case .completed: "completed"
         case .conflict: "conflict"
         case .recreated: "recreated"
+        case .gone: "gone"
+        }
+    }
+}
+
+extension Result where Success == CompletionOutcome, Failure == RepositoryError {
+    /// A failure that may pass (Redis away, a lost reply); the others are about the event itself.
+    var isRetryable: Bool {
+        guard case .failure(let error) = self else { return false }
+        switch error {
+        case .unavailable, .authenticationFailed, .outcomeUnknown, .notReplicated, .unexpectedReply, .nothingStored: return true
+        case .unreadableRecord, .invalidEvent: return false
         }
     }
 }

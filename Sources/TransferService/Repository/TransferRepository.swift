@@ -200,7 +200,7 @@ public final class TransferRepository: Sendable {
             }
             let expected = expectedVersions.map { $0.contains(current.version) ? current.version : $0.first ?? 0 } ?? current.version
             let cancelled: Transfer
-            do {
+            do throws(CancellationRefusal) {
                 cancelled = try current.cancelled(expectedVersion: expected, at: time.rfc3339)
             } catch {
                 return completion(.success(.refused(error)))
@@ -377,7 +377,7 @@ public final class TransferRepository: Sendable {
         guard let slot = node.slots.first?.lowerBound else { return false }
         let key = "transfers:sweeper:{\(RedisSlot.hashTag(of: slot))}"
         let response = redis.execute(RedisRequest([.command(["SET", key, holder, "NX", "PX", String(milliseconds)], key: key)], timeout: settings.timeout), on: node.id)
-        return try Self.reply(response.replies[0], of: "SET").status == "OK"
+        return try Self.reply(response.replies[0], of: "SET") == .status("OK")
     }
 
     // MARK: - Health

@@ -26,5 +26,11 @@ public struct UnixMilliseconds: Sendable, Comparable {
         return date.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true, timeZone: .gmt))
     }
 
+    /// Parses an RFC 3339 timestamp as `rfc3339` writes it; nil for anything else.
+    public init?(rfc3339 text: String) {
+        guard let date = try? Date.ISO8601FormatStyle(includingFractionalSeconds: true, timeZone: .gmt).parse(text) else { return nil }
+        self.init(Int64((date.timeIntervalSince1970 * 1000).rounded()))
+    }
+
     public static func < (lhs: UnixMilliseconds, rhs: UnixMilliseconds) -> Bool { lhs.value < rhs.value }
 }
