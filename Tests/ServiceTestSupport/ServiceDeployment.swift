@@ -93,6 +93,17 @@ public final class ServiceDeployment: Sendable {
         }
     }
 
+    /// Freezes redis-server (SIGSTOP): connections stay open, nothing is answered, sent commands wait in its
+    /// socket buffers until `thawRedis`.
+    public func freezeRedis() {
+        redisServer.withLock { $0?.process.signal(SIGSTOP) }
+    }
+
+    /// Lets a frozen redis-server run again (SIGCONT); it then runs what was sent meanwhile.
+    public func thawRedis() {
+        redisServer.withLock { $0?.process.signal(SIGCONT) }
+    }
+
     /// Starts redis-server again on the same port with the same data directory.
     public func restartRedis() throws {
         let server = try RedisServer.start(appendOnly: true, port: redisPort, directory: redisDirectory)
@@ -136,6 +147,20 @@ public final class ServiceDeployment: Sendable {
         return records
     }
 
+    /// Polls Redis until the stored transfer satisfies `condition`.
+    public func waitForStoredTransfer(_ id: String, timeout: TimeInterval = 60, until condition: (Transfer) -> Bool) throws -> Transfer {
+        let deadline = Date().addingTimeInterval(timeout)
+        var last: String?
+        while Date() < deadline {
+            last = try withRedis { try $0.command(["GET", "transfer:\(id)"]) }.string
+            if let last, let transfer = try? Transfer(json: Array(last.utf8)), condition(transfer) {
+                return transfer
+            }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        throw HarnessError("transfer \(id) did not reach the expected state; last stored: \(last ?? "nothing")")
+    }
+
     /// The stored records of `ids` (missing ones are absent from the result).
     public func storedRecords(of ids: [String]) throws -> [String: String] {
         var records: [String: String] = [:]
@@ -149,9 +174,20 @@ public final class ServiceDeployment: Sendable {
         return records
     }
 
-    /// Entries in the outbox (`transfers:outbox`): events not yet confirmed by Kafka.
+    /// Entries in the outbox (one sorted set per hash slot, `transfers:outbox:{<slot tag>}`): events not yet
+    /// confirmed by Kafka. Found with SCAN, which only tests do.
     public func outboxCount() throws -> Int {
-        Int(try withRedis { try $0.command(["ZCARD", "transfers:outbox"]) }.integer ?? -1)
+        var count = 0
+        var cursor = "0"
+        repeat {
+            let reply = try withRedis { try $0.command(["SCAN", cursor, "MATCH", "transfers:outbox:*", "COUNT", "1000"]) }
+            guard let parts = reply.array, parts.count == 2, let next = parts[0].string else { throw HarnessError("unexpected SCAN reply") }
+            for key in parts[1].array?.compactMap(\.string) ?? [] {
+                count += Int(try withRedis { try $0.command(["ZCARD", key]) }.integer ?? 0)
+            }
+            cursor = next
+        } while cursor != "0"
+        return count
     }
 
     // MARK: Logs

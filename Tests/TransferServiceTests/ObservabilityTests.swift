@@ -23,7 +23,7 @@ import Transfers
         for expected in [
             #"http_requests_total{route="/transfers",method="POST",status="202"}"#,
             "http_request_duration_seconds_bucket{",
-            "transfers_created_total ", "transfers_completed_total ", "transfer_outbox_depth ",
+            "transfers_created_total ", "transfers_completed_total ", "transfer_outbox_resent_total ",
             #"consumer_events_processed_total{outcome="completed"}"#, "consumer_event_processing_duration_seconds_bucket{",
         ] {
             #expect(text.contains(expected), "missing \(expected)")

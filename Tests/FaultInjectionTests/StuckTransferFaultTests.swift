@@ -1,0 +1,80 @@
+import ExactJSON
+import Foundation
+import RedisClient
+import ServiceTestSupport
+import TestSupport
+import Testing
+import Transfers
+
+/// A transfer is never stuck in `initiated`, and an answer never claims more than the service knows.
+@Suite(.serialized)
+struct StuckTransferFaultTests {
+    @Test func aTransferWhoseEventWasLostBeforePublishingCompletesAfterTheReconcileWait() throws {
+        let deployment = try ServiceDeployment(
+            name: "reconcile", environment: ["REQUEST_TIMEOUT_MS": "3000", "RECONCILE_AFTER_MS": "3000"]
+        )
+        defer { deployment.tearDown() }
+        let instance = try deployment.addInstance()
+        let warmUp = try createTransfer(instance.http)
+        _ = try deployment.waitForStoredTransfer(warmUp) { $0.status == .completed }
+
+        // Every broker down: the event waits in the producer and its outbox entry in Redis.
+        try deployment.kafka.inject("down all")
+        let id = try createTransfer(instance.http, sender: "reconcile")
+        // The event is lost before it was ever published: its outbox entry is deleted and the process (with the
+        // producer's queue) is killed.
+        let outbox = "transfers:outbox:{\(RedisSlot.hashTag(of: RedisSlot.of(key: "transfer:\(id)")))}"
+        let entries = try deployment.withRedis { try $0.command(["ZRANGE", outbox, "0", "-1"]) }.array ?? []
+        let entry = try #require(entries.compactMap(\.string).first { $0.contains(id) })
+        #expect(try deployment.withRedis { try $0.command(["ZREM", outbox, entry]) }.integer == 1)
+        instance.kill()
+        try deployment.kafka.inject("up all")
+        try instance.start()
+
+        let started = ContinuousClock.now
+        let completed = try deployment.waitForStoredTransfer(id, timeout: 60) { $0.status == .completed }
+        log("reconcile", "completed \(started.duration(to: .now)) after the restart, without its outbox entry")
+        #expect(completed.version == 2)
+        let republished = deployment.instances.flatMap { $0.logLines() }.filter { $0.contains("publishing its event again") && $0.contains(id) }
+        #expect(!republished.isEmpty)
+    }
+
+    @Test func aCreateWhoseReplyIsLostAnswersOutcomeUnknownNamingTheTransfer() throws {
+        let deployment = try ServiceDeployment(name: "lostreply", brokers: 1, environment: ["REQUEST_TIMEOUT_MS": "1000"])
+        defer { deployment.tearDown() }
+        let instance = try deployment.addInstance()
+        let warmUp = try createTransfer(instance.http)
+        _ = try deployment.waitForStoredTransfer(warmUp) { $0.status == .completed }
+
+        // Redis takes the script into its socket buffer and runs it only after the service gave up waiting.
+        deployment.freezeRedis()
+        let response: HTTPTestResponse
+        do {
+            defer { deployment.thawRedis() }
+            response = try instance.http.postJSON("/transfers", #"{"sender_id": "lost-reply", "receiver_id": "bob", "amount": 7}"#)
+        }
+        #expect(response.status == 503)
+        #expect(response.headers["content-type"]?.hasPrefix("application/problem+json") == true)
+        guard case .object(let problem) = try JSONValue.parse(response.body), case .string(let id)? = problem["transfer_id"],
+              case .string(let type)? = problem["type"], case .string(let detail)? = problem["detail"]
+        else { throw LoadError("no transfer_id in \(response.bodyText)") }
+        #expect(type.hasSuffix(":outcome-unknown"))
+        #expect(!detail.contains("nothing was changed"))
+        // The outcome was indeed unknown: the script ran once Redis woke up, and the transfer goes on normally.
+        let stored = try deployment.waitForStoredTransfer(id, timeout: 60) { $0.status == .completed }
+        #expect(stored.version == 2)
+        #expect(try instance.http.get("/transfers/\(id)").status == 200)
+    }
+
+    @Test func aCreateThatWasNeverSentSaysNothingWasChanged() throws {
+        let deployment = try ServiceDeployment(name: "unsent", brokers: 1, environment: ["REQUEST_TIMEOUT_MS": "1000"])
+        defer { deployment.tearDown() }
+        let instance = try deployment.addInstance()
+        deployment.stopRedis()
+        let response = try instance.http.postJSON("/transfers", #"{"sender_id": "unsent", "receiver_id": "bob", "amount": 7}"#)
+        #expect(response.status == 503)
+        #expect(response.bodyText.contains("nothing was changed"))
+        #expect(!response.bodyText.contains("transfer_id"))
+        try deployment.restartRedis()
+    }
+}
