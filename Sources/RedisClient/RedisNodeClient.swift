@@ -385,12 +385,14 @@ final class ConnectionThread: @unchecked Sendable {
             loadedScripts = []
             return .success(opened)
         } catch {
-            let options = shared.options
-            shared.backoff.withLock {
-                $0.failed(with: error, at: .now, minimumDelay: options.minimumReconnectDelay, maximumDelay: options.maximumReconnectDelay)
-            }
+            // A failed AUTH or SELECT round trip is still a failed connect: nothing of the batch was sent.
             var unsent = error
+            if unsent.kind != .authentication { unsent.kind = .connection }
             unsent.mayHaveExecuted = false
+            let options = shared.options
+            shared.backoff.withLock { [unsent] in
+                $0.failed(with: unsent, at: .now, minimumDelay: options.minimumReconnectDelay, maximumDelay: options.maximumReconnectDelay)
+            }
             return .failure(unsent)
         }
     }
