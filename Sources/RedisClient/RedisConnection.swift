@@ -75,6 +75,60 @@ public final class RedisConnection {
         return replies
     }
 
+    // MARK: Pipelining primitives for RedisNodeClient, which owns one connection per thread.
+
+    /// Adds an already encoded command (RESP) to the output buffer; nothing is written yet.
+    func append(encoded command: [UInt8]) throws(RedisError) {
+        try checkUsable()
+        let status = command.withUnsafeBufferPointer { bytes in
+            bytes.withMemoryRebound(to: CChar.self) { redisAppendFormattedCommand(context, $0.baseAddress, $0.count) }
+        }
+        if status != REDIS_OK {
+            // Only fails when out of memory; the output buffer is then in an unknown state.
+            throw markBroken()
+        }
+    }
+
+    /// Writes the output buffer to the socket. When the very first write fails nothing reached the server, and
+    /// the error says so (`mayHaveExecuted` false).
+    func flush() throws(RedisError) {
+        try checkUsable()
+        var done: Int32 = 0
+        var isFirstWrite = true
+        while done == 0 {
+            if redisBufferWrite(context, &done) != REDIS_OK {
+                var error = markBroken()
+                error.mayHaveExecuted = !isFirstWrite
+                throw error
+            }
+            isFirstWrite = false
+        }
+    }
+
+    /// Reads the next reply of what was flushed, error replies included.
+    func readReply() throws(RedisError) -> RedisReply {
+        try checkUsable()
+        var raw: UnsafeMutableRawPointer?
+        guard redisGetReply(context, &raw) == REDIS_OK, let raw else {
+            throw markBroken()
+        }
+        defer { freeReplyObject(raw) }
+        return try convertOrBreak(raw)
+    }
+
+    /// True when the server has closed the connection (or sent something unasked), so a command written now
+    /// would be lost: a non-blocking peek, one system call, for a connection that sat idle.
+    func peerHasClosed() -> Bool {
+        guard !isBroken else { return true }
+        var byte: UInt8 = 0
+        let count = recv(context.pointee.fd, &byte, 1, Int32(MSG_PEEK) | Int32(MSG_DONTWAIT))
+        if count < 0, errno == EAGAIN || errno == EWOULDBLOCK { return false }
+        // 0: orderly close; > 0: bytes nobody asked for, so the reply stream is out of step; < 0: reset.
+        isBroken = true
+        breakingError = RedisError(kind: .io, message: count == 0 ? "server closed the connection" : "connection out of step or reset")
+        return true
+    }
+
     /// Sends one command and returns whatever the server answered, error replies included.
     private func send(_ command: [String]) throws(RedisError) -> RedisReply {
         try checkUsable()
