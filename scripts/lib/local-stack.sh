@@ -32,6 +32,49 @@ start_redis() {
   return 1
 }
 
+# start_redis_cluster FIRST_PORT DIR: a Redis Cluster of 3 primaries and 3 replicas on ports FIRST_PORT to
+# FIRST_PORT+5 (each node also uses its port + 10000 for the cluster bus), data in DIR/<port>, unless one already
+# answers there. Sets REDIS_CLUSTER_NODES. A short node timeout makes failovers quick on a laptop.
+start_redis_cluster() {
+  local first=$1 dir=$2 port ports=() pid
+  for port in $(seq "$first" $((first + 5))); do ports+=("$port"); done
+  REDIS_CLUSTER_NODES=$(printf '127.0.0.1:%s,' "${ports[@]}")
+  REDIS_CLUSTER_NODES=${REDIS_CLUSTER_NODES%,}
+  export REDIS_CLUSTER_NODES
+  if redis-cli -p "$first" cluster info 2>/dev/null | grep -q 'cluster_state:ok'; then
+    echo "using the Redis Cluster already on ports $first-$((first + 5))" >&2
+    return
+  fi
+  for port in "${ports[@]}"; do
+    mkdir -p "$dir/$port"
+    redis-server --port "$port" --bind 127.0.0.1 --dir "$dir/$port" --cluster-enabled yes \
+      --cluster-config-file nodes.conf --cluster-node-timeout 2000 --appendonly yes --appendfsync everysec \
+      --save "" --daemonize no >"$dir/$port/redis.log" 2>&1 &
+    pid=$!
+    STACK_PIDS+=("$pid")
+    for _ in $(seq 100); do
+      redis-cli -p "$port" ping >/dev/null 2>&1 && break
+      kill -0 "$pid" 2>/dev/null || { tail -n 5 "$dir/$port/redis.log" >&2; return 1; }
+      sleep 0.1
+    done
+  done
+  # Nodes restarted with their nodes.conf find each other again; new ones are formed into a cluster.
+  if ! redis-cli -p "$first" cluster info | grep -q 'cluster_known_nodes:6'; then
+    redis-cli --cluster create $(printf '127.0.0.1:%s ' "${ports[@]}") --cluster-replicas 1 --cluster-yes >"$dir/create.log" 2>&1 \
+      || { tail -n 20 "$dir/create.log" >&2; return 1; }
+  fi
+  for _ in $(seq 300); do
+    local ok=0
+    for port in "${ports[@]}"; do
+      redis-cli -p "$port" cluster info 2>/dev/null | grep -q 'cluster_state:ok' && ok=$((ok + 1))
+    done
+    [ "$ok" = 6 ] && return 0
+    sleep 0.1
+  done
+  echo "the Redis Cluster on ports $first-$((first + 5)) did not reach cluster_state:ok" >&2
+  return 1
+}
+
 # start_dev_kafka BIN LOG: librdkafka's mock cluster; sets KAFKA_BOOTSTRAP_SERVERS from its first line of output.
 start_dev_kafka() {
   local bin=$1 log=$2
