@@ -22,6 +22,8 @@ public enum APIError: Error, Sendable {
     case routeNotFound(path: String)
     case methodNotAllowed(method: String, allowed: [String])
     case dependencyUnavailable(name: String, reason: String)
+    /// The instance is stopping (`/readyz` during SHUTDOWN_DELAY_MS).
+    case shuttingDown
     case internalError(String)
 
     /// Maps a repository failure: Redis being away is a 503, anything else is our fault.
@@ -106,6 +108,9 @@ public enum APIError: Error, Sendable {
             (status, type, title) = (503, "dependency-unavailable", "Service unavailable")
             detail = "\(name) is unavailable; nothing was changed. Retry shortly."
             headers.add(name: "Retry-After", value: "1")
+        case .shuttingDown:
+            (status, type, title) = (503, "shutting-down", "Service stopping")
+            detail = "This instance is shutting down; send requests to another instance."
         case .internalError:
             (status, type, title) = (500, "internal-error", "Internal error")
             detail = "The service failed to handle the request."
