@@ -7,6 +7,10 @@ import TestSupport
 import Testing
 import Transfers
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 @Suite struct ObservabilityTests {
     /// Samples of a Prometheus text exposition, keyed by the series as written (`name{labels}`).
     static func samples(_ text: String) -> [String: Double] {
@@ -99,6 +103,62 @@ import Transfers
             #expect(samples[#"http_request_duration_seconds_bucket{route="\#(route)",method="GET",le="0.005"}"#] == Double(threads / 2 * perThread))
             #expect(samples[#"http_request_duration_seconds_count{route="\#(route)",method="GET"}"#] == Double(threads / 2 * perThread))
         }
+    }
+
+    /// Lines appended from many threads at once come out whole, each thread's in its order, none lost.
+    @Test func bufferedLogLinesStayWholeAndInOrder() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("log-\(UUID().uuidString)").path
+        let descriptor = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        #expect(descriptor >= 0)
+        defer {
+            close(descriptor)
+            unlink(path)
+        }
+        let output = BufferedLogOutput(descriptor: descriptor)
+        let threads = 8
+        let perThread = 3_000
+        // Long enough lines that the size limit makes logging threads flush too, not only flush() below.
+        let padding = String(repeating: "x", count: 100)
+        DispatchQueue.concurrentPerform(iterations: threads) { thread in
+            for index in 0..<perThread {
+                output.append("thread \(thread) line \(index) \(padding)\n")
+            }
+        }
+        output.flush()
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false).dropLast()
+        #expect(text.hasSuffix("\n"))
+        #expect(lines.count == threads * perThread)
+        var next = [Int](repeating: 0, count: threads)
+        for line in lines {
+            let parts = line.split(separator: " ")
+            guard parts.count == 5, let thread = Int(parts[1]), let index = Int(parts[3]), parts[4] == padding else {
+                Issue.record("not a whole line: \(line.prefix(80))")
+                return
+            }
+            #expect(index == next[thread], "thread \(thread): line \(index) after \(next[thread] - 1)")
+            next[thread] = index + 1
+        }
+        #expect(next == [Int](repeating: perThread, count: threads))
+    }
+
+    /// Once flushing was started, a line is written without anyone calling flush().
+    @Test func bufferedLogLinesAreWrittenWithoutAnExplicitFlush() throws {
+        var pipeEnds: [Int32] = [0, 0]
+        #expect(pipe(&pipeEnds) == 0)
+        defer {
+            close(pipeEnds[0])
+            close(pipeEnds[1])
+        }
+        let output = BufferedLogOutput(descriptor: pipeEnds[1])
+        output.startFlushing()
+        output.append("a line\n")
+        // Waits for the periodic flush (the limit only prevents a hang).
+        var readable = pollfd(fd: pipeEnds[0], events: Int16(POLLIN), revents: 0)
+        #expect(poll(&readable, 1, 20_000) == 1)
+        var buffer = [UInt8](repeating: 0, count: 64)
+        let count = read(pipeEnds[0], &buffer, buffer.count)
+        #expect(count > 0 && String(decoding: buffer[..<count], as: UTF8.self) == "a line\n")
     }
 
     @Test func jsonLogsAreOneObjectPerLineWithTheTransferIDAndNoSecrets() throws {
