@@ -63,8 +63,9 @@ public final class HTTPServer: Sendable {
         }
     }
 
-    /// Stops accepting new connections, lets in-flight requests finish (up to `drainTimeout`), then stops
-    /// the daemon, closing every connection. Idempotent; returns at once if another call is already stopping.
+    /// Stops accepting new connections, lets in-flight requests finish (up to `drainTimeout`; a request waiting
+    /// for its `HTTPReply` is in flight until its reply was sent), then stops the daemon, closing every connection.
+    /// Idempotent; returns at once if another call is already stopping.
     public func stop() {
         let running: RunningDaemon? = state.withLock { state in
             switch state {

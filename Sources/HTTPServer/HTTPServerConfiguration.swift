@@ -22,7 +22,8 @@ public struct HTTPServerConfiguration: Sendable {
     public var connectionLimit: Int = 1024
     /// The listen(2) backlog.
     public var listenBacklog: Int = 1024
-    /// How long `stop()` waits for in-flight requests before closing their connections anyway.
+    /// How long `stop()` waits for in-flight requests, including those waiting for their reply, before closing
+    /// their connections anyway (a reply sent after that is ignored).
     public var drainTimeout: Duration = .seconds(10)
 
     /// Creates a configuration with defaults for everything but the address.

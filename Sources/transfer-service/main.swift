@@ -42,13 +42,13 @@ if isMigration {
 }
 
 let logLevel = Logger.Level(rawValue: configuration.logLevel) ?? .info
+// Lines are written in batches (every 50 ms, at a critical line and at exit), not one write(2) each.
+BufferedLogOutput.standardOutput.startFlushing()
 LoggingSystem.bootstrap { label in
     if configuration.logFormat == "json" {
         return JSONLogHandler(label: label, level: logLevel)
     }
-    var handler = StreamLogHandler.standardOutput(label: label)
-    handler.logLevel = logLevel
-    return handler
+    return BufferedTextLogHandler(label: label, level: logLevel)
 }
 let logger = Logger(label: "transfer-service")
 
@@ -57,7 +57,7 @@ do {
     application = try TransferApplication(configuration: configuration, logger: logger)
     try application.start()
 } catch {
-    logger.critical("\(error)")
+    logger.critical("\(error)")  // a critical line is written at once
     exit(1)
 }
 

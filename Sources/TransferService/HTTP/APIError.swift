@@ -29,6 +29,8 @@ public enum APIError: Error, Sendable {
     case outcomeUnknown(id: TransferID, reason: String)
     /// A keyed create was repeated, but the transfer the key created is no longer kept.
     case idempotentResultGone(TransferID)
+    /// The instance is stopping (`/readyz` during SHUTDOWN_DELAY_MS).
+    case shuttingDown
     case internalError(String)
 
     /// Maps a repository failure: Redis being away is a 503, an unknown outcome a 503 naming the transfer,
@@ -128,6 +130,9 @@ public enum APIError: Error, Sendable {
         case .idempotentResultGone(let id):
             (status, type, title) = (422, "idempotency-key-reused", "Idempotency key reused")
             detail = "This Idempotency-Key created transfer \(id), which is no longer kept; use a new key for a new transfer."
+        case .shuttingDown:
+            (status, type, title) = (503, "shutting-down", "Service stopping")
+            detail = "This instance is shutting down; send requests to another instance."
         case .internalError:
             (status, type, title) = (500, "internal-error", "Internal error")
             detail = "The service failed to handle the request."

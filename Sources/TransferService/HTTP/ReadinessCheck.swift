@@ -1,3 +1,5 @@
+import Synchronization
+
 /// Whether the service can do its work: every Redis primary answers, a Kafka broker answers a metadata request,
 /// and events handed to Kafka get delivered.
 public struct ReadinessCheck: Sendable {
@@ -6,6 +8,8 @@ public struct ReadinessCheck: Sendable {
 
     private let repository: TransferRepository
     private let publisher: OutboxPublisher
+    /// Shared by every copy of this check, so the application can announce its shutdown to the routes' copy.
+    private let shutdown = ShutdownAnnouncement()
 
     /// Checks the dependencies behind `repository` and `publisher`.
     public init(repository: TransferRepository, publisher: OutboxPublisher) {
@@ -13,8 +17,15 @@ public struct ReadinessCheck: Sendable {
         self.publisher = publisher
     }
 
-    /// Throws `dependencyUnavailable` naming the first dependency that does not answer.
+    /// From now on `run()` fails with `shuttingDown`, so load balancers stop sending requests here.
+    func announceShutdown() {
+        shutdown.isAnnounced.store(true, ordering: .relaxed)
+    }
+
+    /// Throws `shuttingDown` once the shutdown was announced, else `dependencyUnavailable` naming the first
+    /// dependency that does not answer.
     func run() throws(APIError) {
+        if shutdown.isAnnounced.load(ordering: .relaxed) { throw .shuttingDown }
         do {
             try repository.ping()
         } catch {
@@ -27,4 +38,8 @@ public struct ReadinessCheck: Sendable {
             throw .dependencyUnavailable(name: "Kafka", reason: error.description)
         }
     }
+}
+
+private final class ShutdownAnnouncement: Sendable {
+    let isAnnounced = Atomic<Bool>(false)
 }

@@ -1,4 +1,7 @@
 import HTTPServer
+#if canImport(Glibc)
+import Glibc
+#endif
 import Logging
 import RedisClient
 
@@ -12,6 +15,7 @@ public final class TransferApplication: Sendable {
     private let sweeper: Sweeper
     private let processor: TransferProcessor
     private let server: HTTPServer
+    private let readinessCheck: ReadinessCheck
 
     /// Builds every part from `configuration`; nothing runs until `start`.
     public init(configuration: ServiceConfiguration, logger: Logger) throws(StartupError) {
@@ -51,11 +55,12 @@ public final class TransferApplication: Sendable {
         httpConfiguration.requiresContentLength = true
         // In-flight requests are bounded by the request timeout; do not wait longer than that at shutdown.
         httpConfiguration.drainTimeout = .milliseconds(configuration.requestTimeoutMilliseconds + 500)
+        readinessCheck = ReadinessCheck(repository: repository, publisher: publisher)
         server = HTTPServer(
             configuration: httpConfiguration,
             responder: ServiceRoutes(
                 repository: repository, publisher: publisher,
-                readinessCheck: ReadinessCheck(repository: repository, publisher: publisher),
+                readinessCheck: readinessCheck,
                 authenticator: Authenticator(tokens: configuration.apiTokens), metrics: metrics, logger: logger
             )
         )
@@ -101,9 +106,17 @@ public final class TransferApplication: Sendable {
         )
     }
 
-    /// Stops taking requests, finishes in-flight ones, stops the consumer after its current batch (committing its
-    /// offsets) and the sweeper, flushes the producer and closes the Redis connections.
+    /// With `SHUTDOWN_DELAY_MS`, first answers `/readyz` with 503 for that long while serving everything else, so
+    /// load balancers take the instance out before its listener closes. Then stops taking requests, finishes
+    /// in-flight ones, stops the consumer after its current batch (committing its offsets) and the sweeper, flushes
+    /// the producer and closes the Redis connections.
     public func stop() {
+        let delay = configuration.shutdownDelayMilliseconds
+        if delay > 0 {
+            readinessCheck.announceShutdown()
+            logger.info("shutting down: /readyz answers 503 until the listener closes", metadata: ["shutdown_delay_ms": "\(delay)"])
+            usleep(UInt32(clamping: delay) * 1_000)
+        }
         server.stop()
         processor.stop()
         sweeper.stop()

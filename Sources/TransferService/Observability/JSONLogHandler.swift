@@ -1,20 +1,20 @@
 import ExactJSON
-#if canImport(Glibc)
-import Glibc
-#endif
 import Logging
 
-/// A swift-log handler that writes one JSON object per line to standard output:
-/// `{"timestamp":…,"level":…,"message":…,"label":…, …metadata}` (for `LOG_FORMAT=json`).
+/// A swift-log handler that writes one JSON object per line, through a `BufferedLogOutput` (standard output by
+/// default): `{"timestamp":…,"level":…,"message":…,"label":…, …metadata}` (for `LOG_FORMAT=json`). A critical
+/// line is written at once, since the process may be about to stop.
 public struct JSONLogHandler: LogHandler {
     public var metadata: Logger.Metadata = [:]
     public var logLevel: Logger.Level
     private let label: String
+    private let output: BufferedLogOutput
 
     /// A handler for loggers named `label` that passes messages at `level` and above.
-    public init(label: String, level: Logger.Level) {
+    public init(label: String, level: Logger.Level, output: BufferedLogOutput = .standardOutput) {
         self.label = label
         self.logLevel = level
+        self.output = output
     }
 
     public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
@@ -35,15 +35,8 @@ public struct JSONLogHandler: LogHandler {
         }
         var line = JSONValue.object(object).serialized
         line.append("\n")
-        // One write(2) per line keeps lines whole when several threads log at once.
-        line.withUTF8 { bytes in
-            var remaining = UnsafeRawBufferPointer(bytes)
-            while !remaining.isEmpty {
-                let written = write(STDOUT_FILENO, remaining.baseAddress, remaining.count)
-                guard written > 0 else { return }
-                remaining = UnsafeRawBufferPointer(rebasing: remaining[written...])
-            }
-        }
+        output.append(line)
+        if event.level == .critical { output.flush() }
     }
 
     private static func json(_ value: Logger.Metadata.Value) -> JSONValue {

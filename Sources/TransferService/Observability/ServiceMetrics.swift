@@ -1,25 +1,50 @@
 import CoreMetrics
 import Prometheus
-import Synchronization
 
-/// The service's Prometheus metrics, made through swift-metrics and exposed by `GET /metrics`.
+/// The service's Prometheus metrics, exposed by `GET /metrics`.
+///
+/// Nothing recorded per request or per event takes a lock shared across threads: the labeled and timed metrics
+/// (requests, their durations, consumer outcomes, dependency errors) are `MetricFamily` tables of atomic counters
+/// and histograms, and the plain counters and gauges are swift-prometheus ones, which are atomics too. To add a
+/// plain counter or gauge, make it through `factory` in `init` like `transfersCreated`; to add a labeled or timed
+/// one, add a `MetricFamily` and render it in `exposition()`.
 ///
 /// Names follow Prometheus conventions (`_total` counters, `_seconds` histograms). Dimensions are bounded sets
 /// (route templates, methods, statuses, outcomes), never ids.
 public final class ServiceMetrics: Sendable {
     private let registry: PrometheusCollectorRegistry
     private let factory: PrometheusMetricsFactory
-    /// Metric handles by label and dimensions: making one through the factory sanitizes names and searches the
-    /// registry, far too slow for every request, so each is made once.
-    private let requestMetrics = Mutex<[RequestKey: (count: CoreMetrics.Counter, duration: CoreMetrics.Timer)]>([:])
-    private let eventCounters = Mutex<[String: CoreMetrics.Counter]>([:])
-    private let dependencyErrorCounters = Mutex<[String: CoreMetrics.Counter]>([:])
 
-    private struct RequestKey: Hashable {
+    private struct RequestKey: Hashable, Sendable {
         var route: String
         var method: String
         var status: Int
     }
+
+    private struct RouteKey: Hashable, Sendable {
+        var route: String
+        var method: String
+    }
+
+    /// Bucket bounds of every duration histogram.
+    static let durationBuckets: [Duration] = [
+        .microseconds(250), .microseconds(500), .milliseconds(1), .milliseconds(2), .milliseconds(5),
+        .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250),
+        .milliseconds(500), .seconds(1), .seconds(2.5), .seconds(5),
+    ]
+
+    private let requests = MetricFamily<RequestKey, AtomicCounter>(
+        name: "http_requests_total", help: "HTTP requests answered, by route template, method and status."
+    ) { AtomicCounter() }
+    private let requestDurations = MetricFamily<RouteKey, AtomicHistogram>(
+        name: "http_request_duration_seconds", help: "Time from request to response."
+    ) { AtomicHistogram(bounds: ServiceMetrics.durationBuckets) }
+    private let consumedEvents = MetricFamily<String, AtomicCounter>(
+        name: "consumer_events_processed_total", help: "Consumed events by outcome."
+    ) { AtomicCounter() }
+    private let dependencyErrors = MetricFamily<String, AtomicCounter>(
+        name: "dependency_errors_total", help: "Failed calls to a dependency."
+    ) { AtomicCounter() }
 
     let transfersCreated: CoreMetrics.Counter
     let transfersCompleted: CoreMetrics.Counter
@@ -30,17 +55,13 @@ public final class ServiceMetrics: Sendable {
     let outboxOldestDueAge: CoreMetrics.Gauge
     let outboxResent: CoreMetrics.Counter
     let transfersReconciled: CoreMetrics.Counter
-    let eventProcessingDuration: CoreMetrics.Timer
+    let eventProcessingDuration = AtomicHistogram(bounds: ServiceMetrics.durationBuckets)
 
     /// Metrics recorded in a registry of their own.
     public init() {
         registry = PrometheusCollectorRegistry()
         var factory = PrometheusMetricsFactory(registry: registry)
-        factory.defaultDurationHistogramBuckets = [
-            .microseconds(250), .microseconds(500), .milliseconds(1), .milliseconds(2), .milliseconds(5),
-            .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250),
-            .milliseconds(500), .seconds(1), .seconds(2.5), .seconds(5),
-        ]
+        factory.defaultDurationHistogramBuckets = Self.durationBuckets
         self.factory = factory
         transfersCreated = CoreMetrics.Counter(label: "transfers_created_total", factory: factory)
         transfersCompleted = CoreMetrics.Counter(label: "transfers_completed_total", factory: factory)
@@ -51,63 +72,38 @@ public final class ServiceMetrics: Sendable {
         outboxOldestDueAge = CoreMetrics.Gauge(label: "transfer_outbox_oldest_due_age_seconds", factory: factory)
         outboxResent = CoreMetrics.Counter(label: "transfer_outbox_resent_total", factory: factory)
         transfersReconciled = CoreMetrics.Counter(label: "transfers_reconciled_total", factory: factory)
-        eventProcessingDuration = CoreMetrics.Timer(label: "consumer_event_processing_duration_seconds", factory: factory)
     }
 
     /// Counts one HTTP request and records its duration.
     func recordRequest(route: String, method: String, status: Int, duration: Duration) {
-        let key = RequestKey(route: route, method: method, status: status)
-        let metrics = requestMetrics.withLock { cache in
-            if let cached = cache[key] { return cached }
-            let made = (
-                count: CoreMetrics.Counter(
-                    label: "http_requests_total", dimensions: [("route", route), ("method", method), ("status", String(status))],
-                    factory: factory
-                ),
-                duration: CoreMetrics.Timer(
-                    label: "http_request_duration_seconds", dimensions: [("route", route), ("method", method)], factory: factory
-                )
-            )
-            cache[key] = made
-            return made
-        }
-        metrics.count.increment()
-        metrics.duration.recordNanoseconds(duration.nanoseconds)
+        requests.series(
+            RequestKey(route: route, method: method, status: status),
+            labels: [("route", route), ("method", method), ("status", String(status))]
+        ).increment()
+        requestDurations.series(RouteKey(route: route, method: method), labels: [("route", route), ("method", method)])
+            .record(duration)
     }
 
     /// Counts one consumed event by outcome (completed, conflict, recreated, dead_lettered).
     func recordEvent(outcome: String, duration: Duration) {
-        counter(in: eventCounters, label: "consumer_events_processed_total", dimension: ("outcome", outcome)).increment()
-        eventProcessingDuration.recordNanoseconds(duration.nanoseconds)
+        consumedEvents.series(outcome, labels: [("outcome", outcome)]).increment()
+        eventProcessingDuration.record(duration)
     }
 
     /// Counts a failed call to a dependency ("redis" or "kafka").
     func recordDependencyError(_ dependency: String) {
-        counter(in: dependencyErrorCounters, label: "dependency_errors_total", dimension: ("dependency", dependency)).increment()
-    }
-
-    private func counter(
-        in cache: borrowing Mutex<[String: CoreMetrics.Counter]>, label: String, dimension: (name: String, value: String)
-    ) -> CoreMetrics.Counter {
-        cache.withLock { counters in
-            if let counter = counters[dimension.value] { return counter }
-            let counter = CoreMetrics.Counter(label: label, dimensions: [(dimension.name, dimension.value)], factory: factory)
-            counters[dimension.value] = counter
-            return counter
-        }
+        dependencyErrors.series(dependency, labels: [("dependency", dependency)]).increment()
     }
 
     /// Everything in the Prometheus text exposition format.
     public func exposition() -> [UInt8] {
-        registry.emitToBuffer()
-    }
-}
-
-extension Duration {
-    /// The duration in whole nanoseconds (saturating), as swift-metrics' timers take it.
-    var nanoseconds: Int64 {
-        let (seconds, attoseconds) = components
-        return seconds.multipliedReportingOverflow(by: 1_000_000_000).overflow
-            ? .max : seconds * 1_000_000_000 + attoseconds / 1_000_000_000
+        var text = ""
+        requests.render(into: &text)
+        requestDurations.render(into: &text)
+        consumedEvents.render(into: &text)
+        text += "# TYPE consumer_event_processing_duration_seconds histogram\n"
+        eventProcessingDuration.render(name: "consumer_event_processing_duration_seconds", labels: "", into: &text)
+        dependencyErrors.render(into: &text)
+        return registry.emitToBuffer() + Array(text.utf8)
     }
 }
