@@ -69,6 +69,8 @@ enum CeilingPreparation {
         print("CREATE_KEY='\(createKeyPrefix)__rand_int__'")
         print("COMPLETE_KEY='\(completeKeyPrefix)__rand_int__'")
         print("CREATE_RECORD='\(createRecord)'")
+        print("CREATE_ID='\(createKeyPrefix.dropFirst("transfer:".count))__rand_int__'")
+        print("COMPLETE_ID='\(completeKeyPrefix.dropFirst("transfer:".count))__rand_int__'")
         print("COMPLETE_RECORD='\(completeRecord)'")
     }
 }

@@ -224,6 +224,8 @@ final class KeepAliveConnection {
 
         #expect(responder.release() == count)
         try waitUntil("stop returned once the held requests were answered") { stopReturned.isSet }
+        // The clients read their answers on their own threads, possibly after stop returned.
+        try? waitUntil("every client read its answer") { answers.withLock { $0.count } == count }
         let received = answers.withLock { $0 }
         #expect(received.count == count)
         #expect(Set(received.map(\.bodyText)) == Set((0..<count).map { "later /held/\($0)" }))

@@ -86,6 +86,16 @@ public final class ServiceInstance: Sendable {
         return status
     }
 
+    /// Waits up to `timeout` for a log line matching `condition` (lines are written in batches, every 50 ms).
+    public func waitForLogLine(timeout: Duration = .seconds(10), where condition: (String) -> Bool) -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            if logLines().contains(where: condition) { return true }
+            if ContinuousClock.now >= deadline { return false }
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+    }
+
     /// Stdout lines (the service's log) of every run, in order.
     public func logLines() -> [String] {
         runs.withLock { $0 }.flatMap { $0.stdoutLines() }

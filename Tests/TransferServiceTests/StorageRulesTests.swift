@@ -50,7 +50,7 @@ import Transfers
         try harness.publish(key: id, ServiceHarness.sketchJSON(id: id, version: 1, status: "initiated"))
         try harness.waitUntilConsumed(key: id)
         #expect(try harness.storedRecord(id) == nil)
-        #expect(harness.instance.logLines().contains { $0.contains("no longer stored") && $0.contains(id) })
+        #expect(harness.instance.waitForLogLine { $0.contains("no longer stored") && $0.contains(id) })
     }
 
     @Test func anInvalidEventForAnUnknownTransferIsNotRecreated() throws {
@@ -59,7 +59,7 @@ import Transfers
         try harness.publish(key: id, ServiceHarness.sketchJSON(id: id, version: 1, status: "initiated", sender: "carol", receiver: "carol"))
         try harness.waitUntilConsumed(key: id)
         #expect(try harness.storedRecord(id) == nil)
-        #expect(harness.instance.logLines().contains { $0.contains("dead-lettering") && $0.contains("must differ from sender_id") })
+        #expect(harness.instance.waitForLogLine { $0.contains("dead-lettering") && $0.contains("must differ from sender_id") })
     }
 }
 
