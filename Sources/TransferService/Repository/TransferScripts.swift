@@ -106,20 +106,37 @@ enum TransferScripts {
         local pendingCutoff = now - tonumber(ARGV[2])
         local limit = tonumber(ARGV[3])
         local entries, ids = {}, {}
-        for i = 1, slots do
-          if #entries < limit then
-            for _, entry in ipairs(redis.call('ZRANGEBYSCORE', KEYS[i], '-inf', now, 'LIMIT', 0, limit - #entries)) do
-              redis.call('ZADD', KEYS[i], now + lease, entry)
-              entries[#entries + 1] = entry
-            end
+        local function claimOutbox(key)
+          for _, entry in ipairs(redis.call('ZRANGEBYSCORE', key, '-inf', now, 'LIMIT', 0, limit - #entries)) do
+            redis.call('ZADD', key, now + lease, entry)
+            entries[#entries + 1] = entry
           end
-          if #ids < limit then
-            for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[slots + i], '-inf', pendingCutoff, 'LIMIT', 0, limit - #ids)) do
-              redis.call('ZADD', KEYS[slots + i], now, id)
-              ids[#ids + 1] = id
-            end
-          end
+          return #entries >= limit
         end
+        local function claimPending(key)
+          for _, id in ipairs(redis.call('ZRANGEBYSCORE', key, '-inf', pendingCutoff, 'LIMIT', 0, limit - #ids)) do
+            redis.call('ZADD', key, now, id)
+            ids[#ids + 1] = id
+          end
+          return #ids >= limit
+        end
+        -- Most slots hold nothing, and one EXISTS over many keys costs far less than a command per key, so the
+        -- keys that exist are found by halving the ranges that hold any. Returns true once the limit is reached.
+        local function visit(first, last, claim)
+          if redis.call('EXISTS', unpack(KEYS, first, last)) == 0 then
+            return false
+          end
+          if last - first < 4 then
+            for i = first, last do
+              if claim(KEYS[i]) then return true end
+            end
+            return false
+          end
+          local middle = math.floor((first + last) / 2)
+          return visit(first, middle, claim) or visit(middle + 1, last, claim)
+        end
+        visit(1, slots, claimOutbox)
+        visit(slots + 1, 2 * slots, claimPending)
         return {entries, ids}
         """)
 }
