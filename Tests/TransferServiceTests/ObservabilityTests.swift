@@ -74,6 +74,16 @@ import Glibc
         // Every event was delivered at once: nothing had to be resent or reconciled.
         #expect(delta("transfer_outbox_resent_total") == 0)
         #expect(delta("transfers_reconciled_total") == 0)
+
+        // The sweeper samples Redis's memory use every few seconds, per primary.
+        let memorySeries = #"redis_used_memory_bytes{node="127.0.0.1:\#(harness.redisServer.port)"}"#
+        let deadline = ContinuousClock.now + .seconds(20)
+        var usedMemory: Double?
+        while usedMemory == nil, ContinuousClock.now < deadline {
+            usedMemory = try scrape()[memorySeries]
+            if usedMemory == nil { Thread.sleep(forTimeInterval: 0.5) }
+        }
+        #expect((usedMemory ?? 0) > 100_000, "\(memorySeries): \(usedMemory.map { "\($0)" } ?? "absent")")
     }
 
     /// Counters and histograms recorded from many threads at once lose nothing.

@@ -1,5 +1,6 @@
 import CoreMetrics
 import Prometheus
+import Synchronization
 
 /// The service's Prometheus metrics, exposed by `GET /metrics`.
 ///
@@ -56,6 +57,8 @@ public final class ServiceMetrics: Sendable {
     let outboxResent: CoreMetrics.Counter
     let transfersReconciled: CoreMetrics.Counter
     let eventProcessingDuration = AtomicHistogram(bounds: ServiceMetrics.durationBuckets)
+    /// Redis memory per primary, made on first sight of a primary (the sweeper records it every few seconds).
+    private let redisUsedMemory = Mutex<[String: CoreMetrics.Gauge]>([:])
 
     /// Metrics recorded in a registry of their own.
     public init() {
@@ -72,6 +75,17 @@ public final class ServiceMetrics: Sendable {
         outboxOldestDueAge = CoreMetrics.Gauge(label: "transfer_outbox_oldest_due_age_seconds", factory: factory)
         outboxResent = CoreMetrics.Counter(label: "transfer_outbox_resent_total", factory: factory)
         transfersReconciled = CoreMetrics.Counter(label: "transfers_reconciled_total", factory: factory)
+    }
+
+    /// Records how much memory a Redis primary uses (`used_memory` of `INFO memory`), by node.
+    func recordRedisUsedMemory(node: String, bytes: Int) {
+        let gauge = redisUsedMemory.withLock { gauges in
+            if let gauge = gauges[node] { return gauge }
+            let gauge = CoreMetrics.Gauge(label: "redis_used_memory_bytes", dimensions: [("node", node)], factory: factory)
+            gauges[node] = gauge
+            return gauge
+        }
+        gauge.record(bytes)
     }
 
     /// Counts one HTTP request and records its duration.

@@ -5,7 +5,7 @@ import Synchronization
 import Transfers
 
 /// The background walk that makes sure no transfer is stuck in `initiated`: on a timer it walks the slots of
-/// every Redis primary, resends the outbox entries whose lease ran out (Kafka was down, an instance crashed
+/// every Redis primary (and samples each primary's memory use), resends the outbox entries whose lease ran out (Kafka was down, an instance crashed
 /// before the delivery report), and publishes again the event of every transfer still pending after the
 /// reconcile wait (an event lost past Kafka's retention, skipped by a consumer, or whose outbox entry was lost).
 /// The events go out at the transfer's current version, which the version rule makes harmless to repeat.
@@ -70,6 +70,9 @@ final class Sweeper: Sendable {
         }
         var oldestDueAge: Duration = .zero
         for primary in primaries {
+            if let bytes = try? repository.usedMemory(on: primary.id) {
+                metrics.recordRedisUsedMemory(node: primary.id.description, bytes: bytes)
+            }
             do {
                 // The lease lasts a little less than the interval, so the next walk is open to every instance.
                 guard try repository.takeSweepLease(on: primary, holder: holder, milliseconds: interval.milliseconds * 9 / 10) else { continue }

@@ -396,6 +396,16 @@ public final class TransferRepository: Sendable {
         }
     }
 
+    /// The memory a primary uses (`used_memory` of `INFO memory`), in bytes.
+    public func usedMemory(on node: RedisNodeID) throws(RepositoryError) -> Int {
+        let response = redis.execute(RedisRequest([.command(["INFO", "memory"], key: nil)], timeout: settings.timeout), on: node)
+        let info = try Self.reply(response.replies[0], of: "INFO").string ?? ""
+        guard let line = info.split(whereSeparator: \.isNewline).first(where: { $0.hasPrefix("used_memory:") }),
+              let bytes = Int(line.dropFirst("used_memory:".count))
+        else { throw .unexpectedReply("INFO memory without used_memory") }
+        return bytes
+    }
+
     /// True when data of the release before cluster support is still there (its global outbox): the operator
     /// has not run `transfer-service migrate` yet.
     public func hasLegacyData() throws(RepositoryError) -> Bool {
