@@ -333,7 +333,8 @@ struct ScheduleVerdict {
             }
             verdict.finished += 1
             if transfer.status == .cancelled { verdict.cancelled += 1 }
-            let history = try deployment.withRedis { try $0.command(["LRANGE", "{transfer:\(id)}:history", "0", "-1"]) }.array ?? []
+            let historyKey = "{transfer:\(id)}:history"
+            let history = try deployment.command(["LRANGE", historyKey, "0", "-1"], key: historyKey).array ?? []
             let versions = history.compactMap { $0.bytes.flatMap { try? Transfer(json: $0) }?.version }
             if versions != [1, 2] { verdict.brokenHistories.append("\(id): versions \(versions)") }
         }

@@ -24,9 +24,9 @@ struct StuckTransferFaultTests {
         // The event is lost before it was ever published: its outbox entry is deleted and the process (with the
         // producer's queue) is killed.
         let outbox = "transfers:outbox:{\(RedisSlot.hashTag(of: RedisSlot.of(key: "transfer:\(id)")))}"
-        let entries = try deployment.withRedis { try $0.command(["ZRANGE", outbox, "0", "-1"]) }.array ?? []
+        let entries = try deployment.command(["ZRANGE", outbox, "0", "-1"], key: outbox).array ?? []
         let entry = try #require(entries.compactMap(\.string).first { $0.contains(id) })
-        #expect(try deployment.withRedis { try $0.command(["ZREM", outbox, entry]) }.integer == 1)
+        #expect(try deployment.command(["ZREM", outbox, entry], key: outbox).integer == 1)
         instance.kill()
         try deployment.kafka.inject("up all")
         try instance.start()

@@ -6,8 +6,8 @@ import TestSupport
 import Transfers
 
 /// A whole deployment for fault tests: its own dev-kafka, one redis-server (append-only, restartable on the same
-/// port with its data) and any number of service instances in one consumer group. Nothing is shared with other
-/// tests, so taking brokers or Redis down disturbs no one else.
+/// port with its data) or a Redis Cluster of 3 primaries and 3 replicas, and any number of service instances in one
+/// consumer group. Nothing is shared with other tests, so taking brokers or Redis down disturbs no one else.
 public final class ServiceDeployment: Sendable {
     /// The deployment's own mock Kafka cluster.
     public let kafka: DevKafka
@@ -19,8 +19,13 @@ public final class ServiceDeployment: Sendable {
     public let redisPort: Int
     /// Redis's data directory (its AOF), the same across restarts.
     public let redisDirectory: String
-    /// A client pool on the deployment's Redis (broken connections are dropped, so it survives restarts).
+    /// A client pool on the deployment's Redis (broken connections are dropped, so it survives restarts); with a
+    /// cluster, on its first node only: use `command` and the record helpers, which route by key.
     public let redis: RedisConnectionPool
+    /// The Redis Cluster, when the deployment runs on one.
+    public let cluster: RedisTestCluster?
+    /// The service's own Redis client, for reads that must work on a single Redis and a cluster alike.
+    public let storage: any RedisDeployment
     /// The environment every instance gets, before its own additions.
     public let environment: [String: String]
     private let redisServer: Mutex<RedisServer?>
@@ -29,24 +34,38 @@ public final class ServiceDeployment: Sendable {
 
     /// Starts dev-kafka (`brokers` brokers, the topic and its DLQ with `partitions` partitions) and Redis; no
     /// instance yet. `environment` is added to every instance's (e.g. REQUEST_TIMEOUT_MS).
-    public init(name: String, brokers: Int = 3, partitions: Int = 3, environment: [String: String] = [:]) throws {
+    public init(
+        name: String, brokers: Int = 3, partitions: Int = 3, redisCluster: Bool = false, environment: [String: String] = [:]
+    ) throws {
         topic = "\(name)_transfers"
         groupID = "\(name)-processor"
         kafka = try DevKafka(brokers: brokers, partitions: partitions, topics: [topic], name: "dev-kafka-\(name)")
-        let server = try RedisServer.start(appendOnly: true)
-        redisPort = server.port
-        redisDirectory = server.directory
-        redisServer = Mutex(server)
-        redis = RedisConnectionPool(configuration: RedisConfiguration(host: "127.0.0.1", port: server.port))
         var merged = [
             "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrapServers,
             "KAFKA_TOPIC_TRANSFERS": topic,
             "KAFKA_GROUP_ID": groupID,
             // The mock cluster otherwise holds a re-join (and a crashed member's partitions) for ~45 s.
             "KAFKA_SESSION_TIMEOUT_MS": "6000",
-            "REDIS_HOST": "127.0.0.1",
-            "REDIS_PORT": String(server.port),
         ]
+        if redisCluster {
+            let cluster = try RedisTestCluster.start()
+            self.cluster = cluster
+            redisServer = Mutex(nil)
+            redisPort = cluster.ports[0]
+            redisDirectory = ""
+            merged["REDIS_CLUSTER_NODES"] = cluster.ports.prefix(3).map { "127.0.0.1:\($0)" }.joined(separator: ",")
+            storage = RedisCluster(seeds: cluster.ports.map { RedisNodeID(host: "127.0.0.1", port: $0) }, configuration: RedisConfiguration())
+        } else {
+            let server = try RedisServer.start(appendOnly: true)
+            cluster = nil
+            redisServer = Mutex(server)
+            redisPort = server.port
+            redisDirectory = server.directory
+            merged["REDIS_HOST"] = "127.0.0.1"
+            merged["REDIS_PORT"] = String(server.port)
+            storage = RedisNodeClient(configuration: RedisConfiguration(host: "127.0.0.1", port: server.port))
+        }
+        redis = RedisConnectionPool(configuration: RedisConfiguration(host: "127.0.0.1", port: redisPort))
         merged.merge(environment) { _, override in override }
         self.environment = merged
         var producerConfiguration = KafkaProducerConfiguration(bootstrapServers: kafka.bootstrapServers)
@@ -60,7 +79,9 @@ public final class ServiceDeployment: Sendable {
         for instance in instances where instance.isRunning { instance.terminate(timeout: .seconds(10)) }
         producer.shutdown(timeout: .seconds(2))
         kafka.stop()
+        storage.shutdown()
         redisServer.withLock { $0?.stop() }
+        cluster?.stop()
     }
 
     // MARK: Instances
@@ -110,6 +131,47 @@ public final class ServiceDeployment: Sendable {
         redisServer.withLock { $0 = server }
     }
 
+    /// Runs one command through the service's own Redis client, routed by `key` (on a single Redis or a cluster),
+    /// retrying a few times while Redis is away (a restart, a failover).
+    public func command(_ arguments: [String], key: String?) throws -> RedisReply {
+        var attempt = 0
+        while true {
+            let response = storage.execute(RedisRequest([.command(arguments, key: key)], timeout: .seconds(5)))
+            switch response.replies[0] {
+            case .success(.error(let message)) where attempt < 20 && (message.hasPrefix("CLUSTERDOWN") || message.hasPrefix("TRYAGAIN")):
+                break
+            case .success(let reply):
+                return reply
+            case .failure(let error) where attempt >= 20:
+                throw error
+            case .failure:
+                break
+            }
+            attempt += 1
+            Thread.sleep(forTimeInterval: 0.25)
+        }
+    }
+
+    /// Every key matching `pattern`, on every primary (SCAN; tests only: the service never scans).
+    public func keys(matching pattern: String) throws -> [String] {
+        var keys: [String] = []
+        for primary in try storage.primaries() {
+            var cursor = "0"
+            repeat {
+                let response = storage.execute(
+                    RedisRequest([.command(["SCAN", cursor, "MATCH", pattern, "COUNT", "1000"], key: nil)], timeout: .seconds(10)),
+                    on: primary.id
+                )
+                guard case .success(let reply) = response.replies[0], let parts = reply.array, parts.count == 2,
+                      let next = parts[0].string, let batch = parts[1].array
+                else { throw HarnessError("unexpected SCAN reply: \(response.replies[0])") }
+                keys += batch.compactMap(\.string)
+                cursor = next
+            } while cursor != "0"
+        }
+        return keys
+    }
+
     /// Runs `body` on a pooled connection, retrying a few times (a pooled connection may predate a Redis restart).
     public func withRedis<T>(_ body: (RedisConnection) throws -> T) throws -> T {
         var attempt = 0
@@ -126,25 +188,8 @@ public final class ServiceDeployment: Sendable {
 
     /// Every stored transfer record: transfer id to raw JSON.
     public func storedRecords() throws -> [String: String] {
-        var keys: [String] = []
-        var cursor = "0"
-        repeat {
-            let reply = try withRedis { try $0.command(["SCAN", cursor, "MATCH", "transfer:*", "COUNT", "1000"]) }
-            guard let parts = reply.array, parts.count == 2, let next = parts[0].string, let batch = parts[1].array else {
-                throw HarnessError("unexpected SCAN reply: \(reply)")
-            }
-            cursor = next
-            keys += batch.compactMap(\.string)
-        } while cursor != "0"
-        var records: [String: String] = [:]
-        for chunk in stride(from: 0, to: keys.count, by: 500).map({ Array(keys[$0..<min($0 + 500, keys.count)]) }) {
-            let reply = try withRedis { try $0.command(["MGET"] + chunk) }
-            guard let values = reply.array, values.count == chunk.count else { throw HarnessError("unexpected MGET reply") }
-            for (key, value) in zip(chunk, values) {
-                if let text = value.string { records[String(key.dropFirst("transfer:".count))] = text }
-            }
-        }
-        return records
+        let ids = try keys(matching: "transfer:*").filter { !$0.hasSuffix(":history") }.map { String($0.dropFirst("transfer:".count)) }
+        return try storedRecords(of: ids)
     }
 
     /// Polls Redis until the stored transfer satisfies `condition`.
@@ -152,7 +197,7 @@ public final class ServiceDeployment: Sendable {
         let deadline = Date().addingTimeInterval(timeout)
         var last: String?
         while Date() < deadline {
-            last = try withRedis { try $0.command(["GET", "transfer:\(id)"]) }.string
+            last = try command(["GET", "transfer:\(id)"], key: "transfer:\(id)").string
             if let last, let transfer = try? Transfer(json: Array(last.utf8)), condition(transfer) {
                 return transfer
             }
@@ -165,10 +210,14 @@ public final class ServiceDeployment: Sendable {
     public func storedRecords(of ids: [String]) throws -> [String: String] {
         var records: [String: String] = [:]
         for chunk in stride(from: 0, to: ids.count, by: 500).map({ Array(ids[$0..<min($0 + 500, ids.count)]) }) {
-            let reply = try withRedis { try $0.command(["MGET"] + chunk.map { "transfer:\($0)" }) }
-            guard let values = reply.array, values.count == chunk.count else { throw HarnessError("unexpected MGET reply") }
-            for (id, value) in zip(chunk, values) {
-                if let text = value.string { records[id] = text }
+            let reads = chunk.map { RedisCommand.command(["GET", "transfer:\($0)"], key: "transfer:\($0)") }
+            let response = storage.execute(RedisRequest(reads, timeout: .seconds(10)))
+            for (id, reply) in zip(chunk, response.replies) {
+                switch reply {
+                case .success(.string(let bytes)): records[id] = String(decoding: bytes, as: UTF8.self)
+                case .success(.null): break
+                default: throw HarnessError("cannot read transfer:\(id): \(reply)")
+                }
             }
         }
         return records
@@ -177,17 +226,9 @@ public final class ServiceDeployment: Sendable {
     /// Entries in the outbox (one sorted set per hash slot, `transfers:outbox:{<slot tag>}`): events not yet
     /// confirmed by Kafka. Found with SCAN, which only tests do.
     public func outboxCount() throws -> Int {
-        var count = 0
-        var cursor = "0"
-        repeat {
-            let reply = try withRedis { try $0.command(["SCAN", cursor, "MATCH", "transfers:outbox:*", "COUNT", "1000"]) }
-            guard let parts = reply.array, parts.count == 2, let next = parts[0].string else { throw HarnessError("unexpected SCAN reply") }
-            for key in parts[1].array?.compactMap(\.string) ?? [] {
-                count += Int(try withRedis { try $0.command(["ZCARD", key]) }.integer ?? 0)
-            }
-            cursor = next
-        } while cursor != "0"
-        return count
+        try keys(matching: "transfers:outbox:*").reduce(0) { count, key in
+            count + Int(try command(["ZCARD", key], key: key).integer ?? 0)
+        }
     }
 
     // MARK: Logs

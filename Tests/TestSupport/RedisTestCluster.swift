@@ -233,12 +233,16 @@ public final class RedisTestCluster: @unchecked Sendable {
     }
 
     /// Waits until every live node reports `cluster_state:ok` and agrees with the others on who serves the slots.
+    /// Replicas must also have finished their first sync (`master_link_status:up`), or a `WAIT` right after
+    /// start finds none.
     public func waitUntilHealthy() throws {
-        try waitUntil("cluster_state:ok on every live node") {
+        try waitUntil("cluster_state:ok on every live node, and every replica in sync") {
             let live = livePorts()
             var views: Set<String> = []
             for port in live {
                 guard try command(port, ["CLUSTER", "INFO"]).contains("cluster_state:ok") else { return false }
+                let replication = try command(port, ["INFO", "replication"])
+                if replication.contains("role:slave"), !replication.contains("master_link_status:up") { return false }
                 views.insert(try primaryPorts(askingPort: port).sorted().map(String.init).joined(separator: ","))
             }
             return views.count == 1

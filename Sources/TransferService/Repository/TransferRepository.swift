@@ -330,11 +330,12 @@ public final class TransferRepository: Sendable {
     public func claimDue(
         on node: RedisNodeID, slots: ClosedRange<Int>, pendingAfterMilliseconds: Int64, limit: Int
     ) throws(RepositoryError) -> SweepClaims {
-        let keys = slots.map(SlotKeys.outbox) + slots.map(SlotKeys.pending)
-        let command = RedisCommand.script(
-            TransferScripts.sweep, keys: keys,
-            arguments: [String(settings.outboxLeaseMilliseconds), String(pendingAfterMilliseconds), String(limit)]
-        )
+        var arguments = [String(settings.outboxLeaseMilliseconds), String(pendingAfterMilliseconds), String(limit)]
+        for slot in slots {
+            arguments += [SlotKeys.outbox(slot), SlotKeys.pending(slot)]
+        }
+        // No declared keys: they span slots (see the script); the request goes to `node` itself.
+        let command = RedisCommand.script(TransferScripts.sweep, keys: [], arguments: arguments)
         let response = redis.execute(RedisRequest([command], timeout: settings.timeout), on: node)
         let reply = try Self.reply(response.replies[0], of: "sweep")
         guard let parts = reply.array, parts.count == 2, let entries = parts[0].array, let ids = parts[1].array else {

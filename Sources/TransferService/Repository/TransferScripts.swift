@@ -91,52 +91,40 @@ enum TransferScripts {
     /// other instances leave them alone while this one resends them) and pending transfers that have waited too
     /// long (restarting their wait, so the next claim comes one wait later).
     ///
-    /// The keys belong to different slots of one node, which Redis Cluster allows only to a script that says so
-    /// (`allow-cross-slot-keys`, Redis 7); on a single Redis the flag changes nothing.
-    /// KEYS[1...n] the outbox keys of the slots; KEYS[n+1...2n] their pending-index keys, in the same order.
-    /// ARGV[1] the outbox lease in milliseconds; ARGV[2] how long a transfer may stay pending before it is
-    /// claimed, in milliseconds; ARGV[3] the most entries of each kind to claim.
+    /// The keys belong to different slots of one node. Redis Cluster lets a script touch several slots of its node
+    /// only when it says so (`allow-cross-slot-keys`, Redis 7), and only if the keys it declares share one slot and
+    /// each command stays within one slot: so the keys come as arguments, and each slot's pair is checked with one
+    /// `EXISTS` (both keys are in that slot) before anything else is asked of it. Most slots hold nothing at any
+    /// moment. On a single Redis the flag changes nothing.
+    /// ARGV[1] the outbox lease in milliseconds; ARGV[2] how long a transfer may stay pending before it is claimed,
+    /// in milliseconds; ARGV[3] the most entries of each kind to claim; then, per slot, its outbox key and its
+    /// pending-index key.
     /// Returns {outbox entries claimed (event JSON texts), pending transfer ids claimed}.
     static let sweep = RedisScript("""
         #!lua flags=allow-cross-slot-keys
         local clock = redis.call('TIME')
         local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
-        local slots = #KEYS / 2
         local lease = tonumber(ARGV[1])
         local pendingCutoff = now - tonumber(ARGV[2])
         local limit = tonumber(ARGV[3])
         local entries, ids = {}, {}
-        local function claimOutbox(key)
-          for _, entry in ipairs(redis.call('ZRANGEBYSCORE', key, '-inf', now, 'LIMIT', 0, limit - #entries)) do
-            redis.call('ZADD', key, now + lease, entry)
-            entries[#entries + 1] = entry
-          end
-          return #entries >= limit
-        end
-        local function claimPending(key)
-          for _, id in ipairs(redis.call('ZRANGEBYSCORE', key, '-inf', pendingCutoff, 'LIMIT', 0, limit - #ids)) do
-            redis.call('ZADD', key, now, id)
-            ids[#ids + 1] = id
-          end
-          return #ids >= limit
-        end
-        -- Most slots hold nothing, and one EXISTS over many keys costs far less than a command per key, so the
-        -- keys that exist are found by halving the ranges that hold any. Returns true once the limit is reached.
-        local function visit(first, last, claim)
-          if redis.call('EXISTS', unpack(KEYS, first, last)) == 0 then
-            return false
-          end
-          if last - first < 4 then
-            for i = first, last do
-              if claim(KEYS[i]) then return true end
+        for i = 4, #ARGV, 2 do
+          local outbox, pending = ARGV[i], ARGV[i + 1]
+          if redis.call('EXISTS', outbox, pending) > 0 then
+            if #entries < limit then
+              for _, entry in ipairs(redis.call('ZRANGEBYSCORE', outbox, '-inf', now, 'LIMIT', 0, limit - #entries)) do
+                redis.call('ZADD', outbox, now + lease, entry)
+                entries[#entries + 1] = entry
+              end
             end
-            return false
+            if #ids < limit then
+              for _, id in ipairs(redis.call('ZRANGEBYSCORE', pending, '-inf', pendingCutoff, 'LIMIT', 0, limit - #ids)) do
+                redis.call('ZADD', pending, now, id)
+                ids[#ids + 1] = id
+              end
+            end
           end
-          local middle = math.floor((first + last) / 2)
-          return visit(first, middle, claim) or visit(middle + 1, last, claim)
         end
-        visit(1, slots, claimOutbox)
-        visit(slots + 1, 2 * slots, claimPending)
         return {entries, ids}
         """)
 }
