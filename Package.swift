@@ -15,6 +15,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-collections.git", from: "1.6.0"),
     ],
     targets: [
         // C libraries, exposed through system-library shims (module.modulemap + shim.h).
@@ -30,7 +31,7 @@ let package = Package(
         .target(name: "KafkaClient", dependencies: ["CRdKafka"]),
 
         // JSON that keeps numbers as their exact text, so money never passes through a Double.
-        .target(name: "ExactJSON"),
+        .target(name: "ExactJSON", dependencies: [.product(name: "OrderedCollections", package: "swift-collections")]),
 
         // The domain: transfer model, amounts, validation, the version rule. No I/O.
         .target(name: "Transfers", dependencies: ["ExactJSON"]),
