@@ -10,6 +10,9 @@ let package = Package(
     products: [
         .executable(name: "transfer-service", targets: ["transfer-service"]),
         .executable(name: "dev-kafka", targets: ["dev-kafka"]),
+        // For the fuzz targets in Fuzz/, a package of their own that depends on this one by path.
+        .library(name: "ExactJSON", targets: ["ExactJSON"]),
+        .library(name: "Transfers", targets: ["Transfers"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
