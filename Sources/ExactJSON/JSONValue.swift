@@ -43,7 +43,7 @@ public struct JSONObject: Sendable, Equatable {
         set { storage[name] = newValue }
     }
 
-    /// The members in order.
+    /// The members in order (a new array: iterating it takes linear time, like `names`).
     public var members: [(name: String, value: JSONValue)] {
         storage.elements.map { (name: $0.key, value: $0.value) }
     }

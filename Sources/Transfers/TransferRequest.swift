@@ -23,8 +23,8 @@ public struct TransferRequest: Sendable, Hashable {
             throw .notAnObject(found: value.kindDescription)
         }
 
-        // The fields a transfer needs come first, so that a body full of unknown members still says what is
-        // wrong with them; unknown members follow in body order.
+        // The fields a transfer needs are checked first, so their problems are listed even when a body has
+        // thousands of unknown members; those follow in body order.
         var problems = FieldProblemList()
         let senderID = Self.partyID("sender_id", in: object, problems: &problems)
         let receiverID = Self.partyID("receiver_id", in: object, problems: &problems)
