@@ -10,12 +10,16 @@ let package = Package(
     products: [
         .executable(name: "transfer-service", targets: ["transfer-service"]),
         .executable(name: "dev-kafka", targets: ["dev-kafka"]),
+        // For the fuzz targets in Fuzz/, a package of their own that depends on this one by path.
+        .library(name: "ExactJSON", targets: ["ExactJSON"]),
+        .library(name: "Transfers", targets: ["Transfers"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-collections.git", from: "1.6.0"),
     ],
     targets: [
         // C libraries, exposed through system-library shims (module.modulemap + shim.h).
@@ -31,7 +35,7 @@ let package = Package(
         .target(name: "KafkaClient", dependencies: ["CRdKafka"]),
 
         // JSON that keeps numbers as their exact text, so money never passes through a Double.
-        .target(name: "ExactJSON"),
+        .target(name: "ExactJSON", dependencies: [.product(name: "OrderedCollections", package: "swift-collections")]),
 
         // The domain: transfer model, amounts, validation, the version rule. No I/O.
         .target(name: "Transfers", dependencies: ["ExactJSON", .product(name: "Crypto", package: "swift-crypto")]),

@@ -98,7 +98,7 @@ struct JSONParser {
             let name = try parseString()
             // Duplicate names are ambiguous (parsers disagree on which wins), so they are refused outright.
             guard object[name] == nil else {
-                throw JSONParseError(reason: "duplicate member \"\(name)\"", offset: nameOffset)
+                throw JSONParseError(reason: "duplicate member \"\(Self.excerpt(of: name))\"", offset: nameOffset)
             }
             skipWhitespace()
             guard current == UInt8(ascii: ":") else { throw error("expected ':' after a member name") }
@@ -166,19 +166,25 @@ struct JSONParser {
 
     mutating func parseString() throws(JSONParseError) -> String {
         position += 1  // opening quote
-        var bytes: [UInt8] = []
+        // A string without escapes is decoded straight from the input; otherwise the unescaped runs and the
+        // decoded escapes are collected, each byte copied once.
+        var unescaped: [UInt8] = []
+        var hasEscapes = false
         var runStart = position
         while true {
             guard let byte = current else { throw error("unterminated string") }
             switch byte {
             case UInt8(ascii: "\""):
-                bytes.append(contentsOf: input[runStart..<position])
+                let run = input[runStart..<position]
                 position += 1
-                return try decodeUTF8(bytes)
+                guard hasEscapes else { return try decodeUTF8(run) }
+                unescaped.append(contentsOf: run)
+                return try decodeUTF8(unescaped)
             case UInt8(ascii: "\\"):
-                bytes.append(contentsOf: input[runStart..<position])
+                hasEscapes = true
+                unescaped.append(contentsOf: input[runStart..<position])
                 position += 1
-                try parseEscape(into: &bytes)
+                try parseEscape(into: &unescaped)
                 runStart = position
             case 0x00..<0x20:
                 throw error("unescaped control character in a string")
@@ -188,9 +194,19 @@ struct JSONParser {
         }
     }
 
-    func decodeUTF8(_ bytes: [UInt8]) throws(JSONParseError) -> String {
+    func decodeUTF8(_ bytes: some Collection<UInt8>) throws(JSONParseError) -> String {
         guard let string = String(validating: bytes, as: UTF8.self) else { throw error("invalid UTF-8 in a string") }
         return string
+    }
+
+    /// The longest member name quoted in an error message, in Unicode scalars: a hostile name of a megabyte must
+    /// not come back whole in the error.
+    static let maximumQuotedNameLength = 64
+
+    /// `name`, cut to `maximumQuotedNameLength` scalars with "…" when it is longer.
+    static func excerpt(of name: String) -> String {
+        guard name.unicodeScalars.dropFirst(maximumQuotedNameLength).first != nil else { return name }
+        return String(name.unicodeScalars.prefix(maximumQuotedNameLength)) + "…"
     }
 
     mutating func parseEscape(into bytes: inout [UInt8]) throws(JSONParseError) {
@@ -218,7 +234,7 @@ struct JSONParser {
                 throw error("unpaired surrogate in a string")
             }
             guard let unicode = Unicode.Scalar(scalar) else { throw error("invalid \\u escape") }
-            bytes.append(contentsOf: Array(String(Character(unicode)).utf8))
+            UTF8.encode(unicode) { bytes.append($0) }
         default:
             throw error("invalid escape sequence")
         }

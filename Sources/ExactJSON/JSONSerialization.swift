@@ -23,11 +23,11 @@ extension JSONValue {
             output += "]"
         case .object(let object):
             output += "{"
-            for (index, member) in object.members.enumerated() {
+            for (index, (name, value)) in object.storage.enumerated() {
                 if index > 0 { output += "," }
-                JSONValue.writeString(member.name, to: &output)
+                JSONValue.writeString(name, to: &output)
                 output += ":"
-                member.value.write(to: &output)
+                value.write(to: &output)
             }
             output += "}"
         }

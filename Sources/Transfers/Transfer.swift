@@ -205,7 +205,7 @@ extension Transfer {
             _ = try TransferRequest(json: Array(request.serialized.utf8))
             return []
         } catch {
-            if case .invalidFields(let problems) = error { return problems }
+            if case .invalidFields(let problems, _) = error { return problems }
             return [FieldProblem(field: "transfer", reason: error.description)]
         }
     }

@@ -23,10 +23,9 @@ public struct TransferRequest: Sendable, Hashable {
             throw .notAnObject(found: value.kindDescription)
         }
 
-        var problems: [FieldProblem] = []
-        for name in object.names where !Self.fieldNames.contains(name) {
-            problems.append(FieldProblem(field: name, reason: "is not a field of a transfer request"))
-        }
+        // The fields a transfer needs are checked first, so their problems are listed even when a body has
+        // thousands of unknown members; those follow in body order.
+        var problems = FieldProblemList()
         let senderID = Self.partyID("sender_id", in: object, problems: &problems)
         let receiverID = Self.partyID("receiver_id", in: object, problems: &problems)
         if let senderID, let receiverID, senderID == receiverID {
@@ -45,9 +44,12 @@ public struct TransferRequest: Sendable, Hashable {
         case let other?:
             problems.append(FieldProblem(field: "amount", reason: "must be a number, not \(other.kindDescription)"))
         }
+        for name in object.names where !Self.fieldNames.contains(name) {
+            problems.append(FieldProblem(field: name, reason: "is not a field of a transfer request"))
+        }
 
         guard problems.isEmpty, let senderID, let receiverID, let amount else {
-            throw .invalidFields(problems)
+            throw .invalidFields(problems.listed, omitted: problems.omitted)
         }
         self.senderID = senderID
         self.receiverID = receiverID
@@ -67,7 +69,7 @@ public struct TransferRequest: Sendable, Hashable {
         self.amount = amount
     }
 
-    private static func partyID(_ name: String, in object: JSONObject, problems: inout [FieldProblem]) -> String? {
+    private static func partyID(_ name: String, in object: JSONObject, problems: inout FieldProblemList) -> String? {
         let problemCount = problems.count
         switch object[name] {
         case nil:
@@ -93,33 +95,66 @@ public struct TransferRequest: Sendable, Hashable {
 
 /// One thing wrong with one field of a request.
 public struct FieldProblem: Sendable, Hashable, CustomStringConvertible {
-    /// The JSON member name.
+    /// The longest field name kept, in Unicode scalars; a longer (unknown) member name is cut and ends in "…", so
+    /// that a hostile name of a megabyte is not echoed back whole.
+    public static let maximumFieldLength = 64
+
+    /// The JSON member name, cut to `maximumFieldLength`.
     public var field: String
     /// What is wrong, completing the sentence "<field> ...".
     public var reason: String
 
     public init(field: String, reason: String) {
-        self.field = field
+        self.field = Self.excerpt(of: field)
         self.reason = reason
     }
 
     public var description: String { "\(field) \(reason)" }
+
+    private static func excerpt(of name: String) -> String {
+        guard name.unicodeScalars.dropFirst(maximumFieldLength).first != nil else { return name }
+        return String(name.unicodeScalars.prefix(maximumFieldLength)) + "…"
+    }
+}
+
+/// The problems found in one request: the first `TransferValidationError.maximumListedProblems` are kept, the
+/// rest only counted, so a body of 90,000 unknown members yields a short answer.
+struct FieldProblemList {
+    private(set) var listed: [FieldProblem] = []
+    private(set) var omitted = 0
+
+    var count: Int { listed.count + omitted }
+    var isEmpty: Bool { count == 0 }
+
+    mutating func append(_ problem: FieldProblem) {
+        if listed.count < TransferValidationError.maximumListedProblems {
+            listed.append(problem)
+        } else {
+            omitted += 1
+        }
+    }
 }
 
 /// Why a request body is not a valid transfer request.
 public enum TransferValidationError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// The most field problems one error lists; the others are only counted.
+    public static let maximumListedProblems = 20
+
     /// The body is not a single JSON value.
     case malformedJSON(String)
     /// The body is JSON, but not an object.
     case notAnObject(found: String)
-    /// The body is an object with missing, unknown or invalid fields.
-    case invalidFields([FieldProblem])
+    /// The body is an object with missing, unknown or invalid fields: at most `maximumListedProblems` of them,
+    /// and how many more there were.
+    case invalidFields([FieldProblem], omitted: Int)
 
     public var description: String {
         switch self {
         case .malformedJSON(let reason): "The body is not valid JSON: \(reason)."
         case .notAnObject(let found): "The body must be a JSON object, not \(found)."
-        case .invalidFields(let problems): problems.map(\.description).joined(separator: "; ") + "."
+        case .invalidFields(let problems, let omitted):
+            problems.map(\.description).joined(separator: "; ")
+                + (omitted > 0 ? "; and \(omitted) more problem\(omitted == 1 ? "" : "s") not listed." : ".")
         }
     }
 }

@@ -60,3 +60,30 @@ import Testing
         #expect(try JSONValue.parse(text).serialized == text)
     }
 }
+
+@Suite struct JSONObjectTests {
+    @Test func keepsMemberOrderThroughReplaceAndRemove() {
+        var object = JSONObject(["b": .number("1"), "a": .number("2"), "c": .number("3")])
+        object["a"] = .string("replaced")
+        object["d"] = .null
+        object["b"] = nil
+        #expect(object.names == ["a", "c", "d"])
+        #expect(object.count == 3)
+        #expect(object.members.map(\.value) == [.string("replaced"), .number("3"), .null])
+        #expect(object["b"] == nil)
+        #expect(JSONValue.object(object).serialized == #"{"a":"replaced","c":3,"d":null}"#)
+    }
+
+    @Test func aLaterMemberReplacesAnEarlierOneInTheLiteral() {
+        let object = JSONObject(["x": .number("1"), "y": .number("2"), "x": .number("3")])
+        #expect(object.names == ["x", "y"])
+        #expect(object["x"] == .number("3"))
+    }
+
+    @Test func equalityDependsOnOrder() {
+        let ab = JSONObject(["a": .null, "b": .null])
+        #expect(ab == JSONObject(["a": .null, "b": .null]))
+        #expect(ab != JSONObject(["b": .null, "a": .null]))
+        #expect(ab != JSONObject(["a": .null, "b": .bool(false)]))
+    }
+}

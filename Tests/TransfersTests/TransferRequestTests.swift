@@ -42,7 +42,7 @@ import Transfers
         #expect {
             try TransferRequest(json: Array(body.utf8))
         } throws: { error in
-            guard case .invalidFields(let problems) = error as? TransferValidationError else { return false }
+            guard case .invalidFields(let problems, omitted: 0) = error as? TransferValidationError else { return false }
             return problems.map(\.description) == [problem]
         }
     }
@@ -52,7 +52,7 @@ import Transfers
             FieldProblem(field: "sender_id", reason: "is required"),
             FieldProblem(field: "receiver_id", reason: "is required"),
             FieldProblem(field: "amount", reason: "is required"),
-        ])) { try TransferRequest(json: Array("{}".utf8)) }
+        ], omitted: 0)) { try TransferRequest(json: Array("{}".utf8)) }
     }
 
     @Test(arguments: ["", "{", "nope", #"{"sender_id":"a"} trailing"#, #"{"a":1,"a":2}"#])

@@ -59,12 +59,13 @@ public enum APIError: Error, Sendable {
         case .invalidRequest(.notAnObject(let found)):
             (status, type, title) = (400, "malformed-json", "Malformed JSON")
             detail = "The request body must be a JSON object, not \(found)."
-        case .invalidRequest(.invalidFields(let problems)):
+        case .invalidRequest(.invalidFields(let problems, let omitted)):
             (status, type, title) = (422, "invalid-fields", "Invalid transfer request")
-            detail = TransferValidationError.invalidFields(problems).description
+            detail = TransferValidationError.invalidFields(problems, omitted: omitted).description
             problem["errors"] = .array(problems.map {
                 .object(JSONObject(["field": .string($0.field), "detail": .string($0.reason)]))
             })
+            problem["errors_omitted"] = .number(String(omitted))
         case .unsupportedMediaType(let found):
             (status, type, title) = (415, "unsupported-media-type", "Unsupported media type")
             detail = "The request body must be sent as application/json" + (found.map { ", not \($0)." } ?? ".")
