@@ -105,9 +105,12 @@ public final class ServiceHarness: Sendable {
         _ = try redis.withConnection { try $0.command(["SET", "transfer:\(id)", json]) }
     }
 
-    /// The number of keys in the service's Redis database.
+    /// The number of keys in the service's Redis database that hold data: the sweeper's short-lived lease
+    /// (`transfers:sweeper:{...}`, which says which instance walks the slots) is not data and does not count.
     public func keyCount() throws -> Int64 {
-        try redis.withConnection { try $0.command(["DBSIZE"]) }.integer ?? -1
+        // One script, so a lease expiring between the two counts cannot skew them.
+        let script = "return redis.call('DBSIZE') - #redis.call('KEYS', 'transfers:sweeper:*')"
+        return try redis.withConnection { try $0.command(["EVAL", script, "0"]) }.integer ?? -1
     }
 
     // MARK: Kafka
