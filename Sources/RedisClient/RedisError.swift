@@ -73,8 +73,19 @@ public struct RedisError: Error, Sendable, CustomStringConvertible {
         return code.isEmpty ? nil : String(code)
     }
 
+    /// True for an error reply by which the server refused to run a command for now, without running any of it:
+    /// it is loading its dataset after a restart (`LOADING`), busy with a long script (`BUSY`), a replica that lost
+    /// its primary or cannot take writes (`MASTERDOWN`, `READONLY`), or a cluster not serving the slot
+    /// (`CLUSTERDOWN`, `TRYAGAIN`). Trying again later can succeed.
+    public static func isTransientRefusal(_ message: String) -> Bool {
+        switch errorCode(of: message) {
+        case "LOADING", "BUSY", "MASTERDOWN", "READONLY", "CLUSTERDOWN", "TRYAGAIN": true
+        default: false
+        }
+    }
+
     /// True for an error reply saying the credentials are missing or wrong.
-    static func isAuthenticationFailure(_ message: String) -> Bool {
+    public static func isAuthenticationFailure(_ message: String) -> Bool {
         switch errorCode(of: message) {
         case "NOAUTH", "WRONGPASS": true
         // Servers before ACLs (and `AUTH` sent to a server without a password) answer with a plain ERR.

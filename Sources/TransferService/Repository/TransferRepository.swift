@@ -553,9 +553,17 @@ public enum RepositoryError: Error, Sendable, CustomStringConvertible {
         self = error.kind == .authentication ? .authenticationFailed(error) : .unavailable(error)
     }
 
-    /// Maps an unexpected reply; an authentication error reply (`NOAUTH`) is a configuration problem.
+    /// Maps an unexpected reply: a server that refused to run the command for now (`LOADING` after a restart,
+    /// ...) is unavailable, with nothing written; a refusal of the credentials (`NOAUTH`) is a configuration
+    /// problem; anything else is unexpected.
     init(reply: RedisReply, of command: String) {
-        if case .error(let message) = reply, message.hasPrefix("NOAUTH") || message.hasPrefix("WRONGPASS") {
+        guard case .error(let message) = reply else {
+            self = .unexpectedReply("\(command): \(reply)")
+            return
+        }
+        if RedisError.isTransientRefusal(message) {
+            self = .unavailable(RedisError(kind: .server, message: message, mayHaveExecuted: false))
+        } else if RedisError.isAuthenticationFailure(message) {
             self = .authenticationFailed(RedisError(kind: .authentication, message: message))
         } else {
             self = .unexpectedReply("\(command): \(reply)")
