@@ -27,7 +27,7 @@ let package = Package(
         // Thin, generic Swift wrappers: the only modules that touch C types. No transfer knowledge.
         .target(name: "HTTPServer", dependencies: ["CMicroHTTPD"]),
         .target(name: "RedisClient", dependencies: ["CHiredis"]),
-        .target(name: "KafkaClient", dependencies: ["CRdKafka"]),
+        .target(name: "KafkaClient", dependencies: ["CRdKafka", "ExactJSON"]),
 
         // JSON that keeps numbers as their exact text, so money never passes through a Double.
         .target(name: "ExactJSON"),

@@ -38,6 +38,8 @@ public struct KafkaConsumerConfiguration: Sendable {
     public var groupId: String
     /// auto.offset.reset: where to start when the group has no committed offset ("earliest" or "latest").
     public var autoOffsetReset: String = "earliest"
+    /// statistics.interval.ms: how often `.statistics` events (per-partition lag) are reported; nil for never.
+    public var statisticsInterval: Duration?
     /// Any other librdkafka property, applied last (except the two offset settings, which are fixed).
     public var properties: [String: String] = [:]
 
@@ -53,6 +55,7 @@ public struct KafkaConsumerConfiguration: Sendable {
             ("bootstrap.servers", bootstrapServers),
             ("group.id", groupId),
             ("auto.offset.reset", autoOffsetReset),
+            ("statistics.interval.ms", String(statisticsInterval?.wholeMilliseconds ?? 0)),
         ] + properties.sorted { $0.key < $1.key } + [
             // At-least-once: only offsets the application stored after processing get (auto-)committed.
             // Applied after `properties` because KafkaConsumer's storeOffset/commit rely on them.

@@ -14,6 +14,7 @@ public final class ServiceMetrics: Sendable {
     private let requestMetrics = Mutex<[RequestKey: (count: CoreMetrics.Counter, duration: CoreMetrics.Timer)]>([:])
     private let eventCounters = Mutex<[String: CoreMetrics.Counter]>([:])
     private let dependencyErrorCounters = Mutex<[String: CoreMetrics.Counter]>([:])
+    private let consumerLagGauges = Mutex<[Int32: CoreMetrics.Gauge]>([:])
 
     private struct RequestKey: Hashable {
         var route: String
@@ -29,6 +30,8 @@ public final class ServiceMetrics: Sendable {
     let deadLettered: CoreMetrics.Counter
     let outboxDepth: CoreMetrics.Gauge
     let eventProcessingDuration: CoreMetrics.Timer
+    /// Partition positions reset because their offset was no longer in the log: the events in between were skipped.
+    let consumerOffsetResets: CoreMetrics.Counter
 
     /// Metrics recorded in a registry of their own.
     public init() {
@@ -48,6 +51,7 @@ public final class ServiceMetrics: Sendable {
         deadLettered = CoreMetrics.Counter(label: "transfer_events_dead_lettered_total", factory: factory)
         outboxDepth = CoreMetrics.Gauge(label: "transfer_outbox_depth", factory: factory)
         eventProcessingDuration = CoreMetrics.Timer(label: "consumer_event_processing_duration_seconds", factory: factory)
+        consumerOffsetResets = CoreMetrics.Counter(label: "consumer_offset_resets_total", factory: factory)
     }
 
     /// Counts one HTTP request and records its duration.
@@ -80,6 +84,17 @@ public final class ServiceMetrics: Sendable {
     /// Counts a failed call to a dependency ("redis" or "kafka").
     func recordDependencyError(_ dependency: String) {
         counter(in: dependencyErrorCounters, label: "dependency_errors_total", dimension: ("dependency", dependency)).increment()
+    }
+
+    /// Sets how many events of `partition` wait for this instance's consumer (0 for a partition it no longer has).
+    func recordConsumerLag(partition: Int32, events: Int64) {
+        let gauge = consumerLagGauges.withLock { gauges in
+            if let gauge = gauges[partition] { return gauge }
+            let gauge = CoreMetrics.Gauge(label: "consumer_lag", dimensions: [("partition", String(partition))], factory: factory)
+            gauges[partition] = gauge
+            return gauge
+        }
+        gauge.record(events)
     }
 
     private func counter(

@@ -14,9 +14,18 @@ import Glibc
 /// succeeded, so a crash replays them, which the version check makes harmless. Redis being down is retried with
 /// backoff, never skipped; a message that can never be processed (not a transfer event, or its stored record is
 /// unreadable) is sent to `<topic>.dlq` with the reason, and skipped once Kafka has it.
+///
+/// Group membership: every assignment and revocation is logged; events polled before their partition was revoked
+/// are left to the partition's next owner. A stop while the first join is still unanswered waits (briefly) for the
+/// answer, because a member without its id cannot leave the group, and the coordinator would keep handing it
+/// partitions that nobody reads until its session times out.
 public final class TransferProcessor: Sendable {
     /// The most events applied in one Redis round trip.
     static let batchSize = 256
+    /// How often librdkafka reports statistics (the per-partition lag); each costs one JSON parse.
+    static let statisticsInterval: Duration = .seconds(5)
+    /// How long a stop waits for an unanswered group join, so that the member can leave properly.
+    static let joinWaitOnStop: Duration = .seconds(5)
 
     private let consumer: KafkaConsumer
     private let deadLetters: DeadLetterPublisher
@@ -33,7 +42,10 @@ public final class TransferProcessor: Sendable {
         repository: TransferRepository, metrics: ServiceMetrics, logger: Logger
     ) throws(KafkaError) {
         deadLetters = try DeadLetterPublisher(sourceTopic: topic, producerConfiguration: deadLetterProducerConfiguration)
-        consumer = try KafkaConsumer(configuration: consumerConfiguration)
+        var consumerConfiguration = consumerConfiguration
+        consumerConfiguration.statisticsInterval = consumerConfiguration.statisticsInterval ?? Self.statisticsInterval
+        let events = ConsumerEventRecorder(metrics: metrics, logger: logger)
+        consumer = try KafkaConsumer(configuration: consumerConfiguration, onEvent: events.record)
         try consumer.subscribe(topics: [topic])
         self.repository = repository
         self.metrics = metrics
@@ -53,6 +65,7 @@ public final class TransferProcessor: Sendable {
     public func stop() {
         stopRequested.store(true, ordering: .relaxed)
         finished.wait()
+        waitForGroupMembership()
         do {
             try consumer.commit()
         } catch {
@@ -64,15 +77,44 @@ public final class TransferProcessor: Sendable {
 
     private var isStopping: Bool { stopRequested.load(ordering: .relaxed) }
 
+    /// Until the group has answered this member's join (bounded by `joinWaitOnStop`), keeps polling so the answer is
+    /// taken in; messages that arrive meanwhile are not processed (nor stored), so the group redelivers them.
+    private func waitForGroupMembership() {
+        guard consumer.memberID == nil else { return }
+        logger.info("stopping while the consumer group join is unanswered; waiting for it so this member can leave the group")
+        let deadline = ContinuousClock.now + Self.joinWaitOnStop
+        while consumer.memberID == nil && ContinuousClock.now < deadline {
+            _ = try? consumer.poll(maxMessages: Self.batchSize, timeout: .milliseconds(100))
+        }
+        if consumer.memberID == nil {
+            logger.warning(
+                "stopping before the consumer group answered this member's join: it cannot leave the group, which keeps it (and any partitions it gets) until its session times out",
+                metadata: ["waited": "\(Self.joinWaitOnStop)"]
+            )
+        } else {
+            logger.info("leaving the consumer group", metadata: ["member_id": "\(consumer.memberID ?? "?")"])
+        }
+    }
+
     private func run() {
         while !isStopping {
-            let messages: [KafkaMessage]
+            let polled: [KafkaMessage]
             do {
-                messages = try consumer.poll(maxMessages: Self.batchSize, timeout: .milliseconds(100))
+                polled = try consumer.poll(maxMessages: Self.batchSize, timeout: .milliseconds(100))
             } catch {
+                // Only a closed consumer throws here; errors met while polling went to ConsumerEventRecorder.
                 logger.warning("Kafka consumer error", metadata: ["error": "\(error)"])
                 metrics.recordDependencyError("kafka")
                 continue
+            }
+            // A rebalance served while the batch was polled may have taken some of these partitions away: their new
+            // owner reads them again from the last commit.
+            let messages = polled.filter(consumer.isStillAssigned)
+            if messages.count < polled.count {
+                logger.info(
+                    "leaving events of revoked partitions to their new owner",
+                    metadata: ["events": "\(polled.count - messages.count)"]
+                )
             }
             guard !messages.isEmpty else { continue }
             guard process(messages) else { return }  // stopping before they were handled: they will be redelivered
