@@ -66,7 +66,7 @@ public struct KafkaLogRecord: Sendable, Equatable {
 }
 
 extension KafkaOffsetReset {
-    /// Reads librdkafka's "OFFSET" warning, `<topic> [<partition>]: offset reset (at offset <n>, broker <id>) to
+    /// Reads librdkafka's "OFFSET" warning, `[thrd:<name>]: <topic> [<partition>]: offset reset (at offset <n>, broker <id>) to
     /// <where>: <reason>: <error>` (2.0; later versions write "at offset <n> (leader epoch <e>)"). Nil for any
     /// other line. librdkafka reports a reset under `auto.offset.reset=earliest/latest` only as this log line.
     init?(logMessage message: String) {
@@ -75,8 +75,10 @@ extension KafkaOffsetReset {
         guard head.hasSuffix("]"), let bracket = head.lastIndex(of: "["), bracket > head.startIndex,
               let partition = Int32(head[head.index(after: bracket)..<head.index(before: head.endIndex)])
         else { return nil }
+        // The line starts with the thread ("[thrd:main]: "); topic names cannot hold ": " or spaces.
         var topic = String(head[..<bracket])
         while topic.hasSuffix(" ") { topic.removeLast() }
+        if let lastSpace = topic.lastIndex(of: " ") { topic = String(topic[topic.index(after: lastSpace)...]) }
         let afterAt = message[marker.upperBound...]
         // "offset 1234, broker 1) to ..." or "offset 1234 (leader epoch 3), broker 1) to ...": the first number.
         let digits = afterAt.drop { !$0.isNumber && $0 != "-" }.prefix { $0.isNumber || $0 == "-" }
