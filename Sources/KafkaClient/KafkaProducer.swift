@@ -14,7 +14,9 @@ public final class KafkaProducer: Sendable {
     private let pollThread: PollThread
 
     /// Creates the producer and starts its poll thread. The handlers run on that thread, one call at a time;
-    /// keep them short (hand work off) because delivery reports wait behind them.
+    /// keep them short (hand work off) because delivery reports wait behind them. An error with `isFatal` means
+    /// this producer takes nothing more (e.g. the idempotent producer lost track of its sequence numbers): every
+    /// later send throws, undelivered messages get failed reports, and only a new producer can go on.
     public init(
         configuration: KafkaProducerConfiguration,
         onDeliveryReports: @escaping @Sendable ([KafkaDeliveryReport]) -> Void,
@@ -57,6 +59,11 @@ public final class KafkaProducer: Sendable {
     /// Do not call it from the report handler: it would wait for itself until the timeout.
     public func flush(timeout: Duration) -> Bool {
         (try? client.flush(timeout: timeout)) ?? true
+    }
+
+    /// The error that made this producer unusable, or nil while it works (see `isFatal`).
+    public var fatalError: KafkaError? {
+        (try? client.fatalError()) ?? nil
     }
 
     /// Asks the cluster for its metadata: succeeds when a broker answered within `timeout` (a readiness check).
@@ -119,6 +126,16 @@ final class ProducerClient: @unchecked Sendable {
             let err = rd_kafka_metadata(handle, 0, nil, &metadata, timeout.wholeMilliseconds)
             if let metadata { rd_kafka_metadata_destroy(metadata) }
             guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError(err) }
+        }
+    }
+
+    /// The fatal error raised on the handle, if any.
+    func fatalError() throws(KafkaError) -> KafkaError? {
+        try gate.withCall { () -> KafkaError? in
+            var text = [CChar](repeating: 0, count: 512)
+            let code = rd_kafka_fatal_error(handle, &text, text.count)
+            guard code != RD_KAFKA_RESP_ERR_NO_ERROR else { return nil }
+            return KafkaError(code, message: string(fromErrorBuffer: text), isFatal: true)
         }
     }
 

@@ -32,6 +32,8 @@ public final class ServiceMetrics: Sendable {
     let eventProcessingDuration: CoreMetrics.Timer
     /// Partition positions reset because their offset was no longer in the log: the events in between were skipped.
     let consumerOffsetResets: CoreMetrics.Counter
+    /// Kafka producers replaced after a fatal error.
+    let kafkaProducersReplaced: CoreMetrics.Counter
 
     /// Metrics recorded in a registry of their own.
     public init() {
@@ -52,6 +54,7 @@ public final class ServiceMetrics: Sendable {
         outboxDepth = CoreMetrics.Gauge(label: "transfer_outbox_depth", factory: factory)
         eventProcessingDuration = CoreMetrics.Timer(label: "consumer_event_processing_duration_seconds", factory: factory)
         consumerOffsetResets = CoreMetrics.Counter(label: "consumer_offset_resets_total", factory: factory)
+        kafkaProducersReplaced = CoreMetrics.Counter(label: "kafka_producers_replaced_total", factory: factory)
     }
 
     /// Counts one HTTP request and records its duration.

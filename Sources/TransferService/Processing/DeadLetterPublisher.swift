@@ -8,15 +8,22 @@ final class DeadLetterPublisher: Sendable {
     static let reasonHeader = "reason"
 
     let topic: String
-    private let producer: KafkaProducer
+    private let producerConfiguration: KafkaProducerConfiguration
+    /// Replaced by a new one after a fatal error (an idempotent producer that failed fatally takes nothing more).
+    private let producer: Mutex<KafkaProducer>
     private let lastFailure: FailureSlot
 
     /// A publisher to `<sourceTopic>.dlq`.
     init(sourceTopic: String, producerConfiguration: KafkaProducerConfiguration) throws(KafkaError) {
         topic = sourceTopic + ".dlq"
+        self.producerConfiguration = producerConfiguration
         let lastFailure = FailureSlot()
         self.lastFailure = lastFailure
-        producer = try KafkaProducer(configuration: producerConfiguration, onDeliveryReports: { reports in
+        producer = Mutex(try Self.makeProducer(producerConfiguration, lastFailure: lastFailure))
+    }
+
+    private static func makeProducer(_ configuration: KafkaProducerConfiguration, lastFailure: FailureSlot) throws(KafkaError) -> KafkaProducer {
+        try KafkaProducer(configuration: configuration, onDeliveryReports: { reports in
             if let failure = reports.lazy.compactMap(\.error).first {
                 lastFailure.error.withLock { $0 = failure }
             }
@@ -24,7 +31,27 @@ final class DeadLetterPublisher: Sendable {
     }
 
     /// Sends `message` with `reason` and waits up to `timeout` for its delivery report. Used by one thread at a time.
+    /// After a fatal error of the producer it is replaced, and the error is thrown so the caller retries.
     func deadLetter(_ message: KafkaMessage, reason: String, timeout: Duration) throws(KafkaError) {
+        do {
+            try send(message, reason: reason, timeout: timeout)
+        } catch {
+            if var fatal = producer.withLock({ $0.fatalError }) {
+                let fresh = try Self.makeProducer(producerConfiguration, lastFailure: lastFailure)
+                let failed = producer.withLock { producer in
+                    defer { producer = fresh }
+                    return producer
+                }
+                failed.shutdown(timeout: .zero)
+                fatal.message = "the dead-letter producer failed fatally and was replaced: \(fatal.message)"
+                throw fatal
+            }
+            throw error
+        }
+    }
+
+    private func send(_ message: KafkaMessage, reason: String, timeout: Duration) throws(KafkaError) {
+        let producer = self.producer.withLock { $0 }
         lastFailure.error.withLock { $0 = nil }
         let headers = message.headers + [
             KafkaHeader(key: Self.reasonHeader, value: Array(reason.utf8)),
@@ -39,7 +66,7 @@ final class DeadLetterPublisher: Sendable {
 
     /// Waits briefly for anything in flight, then releases the producer.
     func shutdown() {
-        producer.shutdown(timeout: .seconds(1))
+        producer.withLock { $0 }.shutdown(timeout: .seconds(1))
     }
 }
 
