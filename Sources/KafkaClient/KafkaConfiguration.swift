@@ -10,6 +10,9 @@ public struct KafkaProducerConfiguration: Sendable {
     public var lingerMs: Int = 5
     /// message.timeout.ms: a message not delivered by then gets a failed delivery report.
     public var deliveryTimeout: Duration = .seconds(30)
+    /// allow.auto.create.topics: whether asking for an unknown topic's metadata may make the cluster create it
+    /// (with the cluster's defaults), as librdkafka's producer does unless told otherwise.
+    public var createsMissingTopics = true
     /// Any other librdkafka property, applied last (so it can override the fields above).
     public var properties: [String: String] = [:]
 
@@ -26,6 +29,7 @@ public struct KafkaProducerConfiguration: Sendable {
             ("acks", "all"),
             ("linger.ms", String(lingerMs)),
             ("message.timeout.ms", String(deliveryTimeout.wholeMilliseconds)),
+            ("allow.auto.create.topics", createsMissingTopics ? "true" : "false"),
         ] + properties.sorted { $0.key < $1.key }
     }
 }

@@ -71,6 +71,14 @@ public final class KafkaProducer: Sendable {
         try client.requestMetadata(timeout: timeout)
     }
 
+    /// The number of partitions of `topic`, or nil when the cluster does not have it. Asks for every topic's
+    /// metadata, so asking never creates the topic: a request naming a topic creates it on brokers that create
+    /// topics on demand, and always on librdkafka's mock cluster (it takes Metadata v2, older than the request
+    /// field by which a client declines creation).
+    public func partitionCount(of topic: String, timeout: Duration) throws(KafkaError) -> Int? {
+        try client.partitionCount(of: topic, timeout: timeout)
+    }
+
     /// Flushes, stops the poll thread and destroys the handle. Idempotent. (deinit also cleans up.)
     /// Messages still undelivered after `timeout` are purged: their failed reports reach the handler first.
     /// Called from a handler (on the poll thread), it cannot wait for reports: it purges at once and the
@@ -126,6 +134,28 @@ final class ProducerClient: @unchecked Sendable {
             let err = rd_kafka_metadata(handle, 0, nil, &metadata, timeout.wholeMilliseconds)
             if let metadata { rd_kafka_metadata_destroy(metadata) }
             guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError(err) }
+        }
+    }
+
+    /// The partition count of `topic` from a metadata request for all topics, nil when it is not among them.
+    func partitionCount(of topic: String, timeout: Duration) throws(KafkaError) -> Int? {
+        try gate.withCall { () throws(KafkaError) -> Int? in
+            var metadata: UnsafePointer<rd_kafka_metadata>?
+            let err = rd_kafka_metadata(handle, 1, nil, &metadata, timeout.wholeMilliseconds)
+            defer { if let metadata { rd_kafka_metadata_destroy(metadata) } }
+            guard err == RD_KAFKA_RESP_ERR_NO_ERROR, let metadata else {
+                throw KafkaError(err, message: "metadata of all topics: \(String(cString: rd_kafka_err2str(err)))")
+            }
+            for index in 0..<Int(metadata.pointee.topic_cnt) {
+                let answer = metadata.pointee.topics[index]
+                guard String(cString: answer.topic) == topic else { continue }
+                switch answer.err {
+                case RD_KAFKA_RESP_ERR_NO_ERROR: return Int(answer.partition_cnt)
+                case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART: return nil
+                default: throw KafkaError(answer.err, message: "metadata of \(topic): \(String(cString: rd_kafka_err2str(answer.err)))")
+                }
+            }
+            return nil
         }
     }
 

@@ -41,7 +41,7 @@ public final class TransferApplication: Sendable {
             configuration: httpConfiguration,
             responder: ServiceRoutes(
                 repository: repository, publisher: publisher,
-                readinessCheck: ReadinessCheck(repository: repository, publisher: publisher),
+                readinessCheck: ReadinessCheck(repository: repository, publisher: publisher, processor: processor),
                 authenticator: Authenticator(tokens: configuration.apiTokens), metrics: metrics, logger: logger
             )
         )

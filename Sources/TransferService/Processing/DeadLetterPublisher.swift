@@ -3,6 +3,9 @@ import Synchronization
 
 /// Sends events that can never be processed to `<topic>.dlq`, with the reason in a `reason` header, and waits for
 /// Kafka to confirm each one, so the consumer moves past an event only once it is safely parked.
+///
+/// The dead-letter topic is never created here (a cluster's defaults, e.g. its retention, may not suit it): while it
+/// does not exist, dead-lettering fails with `topicMissing` and the event waits.
 final class DeadLetterPublisher: Sendable {
     /// The header that carries why the event was dead-lettered.
     static let reasonHeader = "reason"
@@ -12,10 +15,14 @@ final class DeadLetterPublisher: Sendable {
     /// Replaced by a new one after a fatal error (an idempotent producer that failed fatally takes nothing more).
     private let producer: Mutex<KafkaProducer>
     private let lastFailure: FailureSlot
+    /// Set once a metadata answer showed the topic; until then every dead letter (and readiness probe) asks.
+    private let topicSeen = Atomic<Bool>(false)
 
     /// A publisher to `<sourceTopic>.dlq`.
     init(sourceTopic: String, producerConfiguration: KafkaProducerConfiguration) throws(KafkaError) {
         topic = sourceTopic + ".dlq"
+        var producerConfiguration = producerConfiguration
+        producerConfiguration.createsMissingTopics = false
         self.producerConfiguration = producerConfiguration
         let lastFailure = FailureSlot()
         self.lastFailure = lastFailure
@@ -30,9 +37,31 @@ final class DeadLetterPublisher: Sendable {
         })
     }
 
+    /// Throws `topicMissing` when the cluster says the dead-letter topic does not exist (asked until it once did).
+    func checkTopic(timeout: Duration) throws(DeadLetterError) {
+        guard !topicSeen.load(ordering: .relaxed) else { return }
+        let partitions: Int?
+        do {
+            partitions = try producer.withLock { $0 }.partitionCount(of: topic, timeout: timeout)
+        } catch {
+            throw .kafka(error)
+        }
+        guard partitions != nil else { throw .topicMissing(topic) }
+        topicSeen.store(true, ordering: .relaxed)
+    }
+
     /// Sends `message` with `reason` and waits up to `timeout` for its delivery report. Used by one thread at a time.
     /// After a fatal error of the producer it is replaced, and the error is thrown so the caller retries.
-    func deadLetter(_ message: KafkaMessage, reason: String, timeout: Duration) throws(KafkaError) {
+    func deadLetter(_ message: KafkaMessage, reason: String, timeout: Duration) throws(DeadLetterError) {
+        try checkTopic(timeout: timeout)
+        do {
+            try sendReplacingAfterFatalError(message, reason: reason, timeout: timeout)
+        } catch {
+            throw .kafka(error)
+        }
+    }
+
+    private func sendReplacingAfterFatalError(_ message: KafkaMessage, reason: String, timeout: Duration) throws(KafkaError) {
         do {
             try send(message, reason: reason, timeout: timeout)
         } catch {
@@ -67,6 +96,20 @@ final class DeadLetterPublisher: Sendable {
     /// Waits briefly for anything in flight, then releases the producer.
     func shutdown() {
         producer.withLock { $0 }.shutdown(timeout: .seconds(1))
+    }
+}
+
+/// Why a message could not be parked on the dead-letter topic.
+enum DeadLetterError: Error, Sendable, CustomStringConvertible {
+    /// The cluster has no such topic; nothing is sent until it is created.
+    case topicMissing(String)
+    case kafka(KafkaError)
+
+    var description: String {
+        switch self {
+        case .topicMissing(let topic): "the dead-letter topic \(topic) does not exist"
+        case .kafka(let error): "\(error)"
+        }
     }
 }
 

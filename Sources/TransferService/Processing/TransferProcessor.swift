@@ -162,14 +162,38 @@ public final class TransferProcessor: Sendable {
         return true
     }
 
-    /// Parks a message that can never be processed in the dead-letter topic; retried until Kafka confirms it.
+    /// Throws unless the dead-letter topic exists (it is never created by the service).
+    func checkDeadLetterTopic(timeout: Duration) throws(DeadLetterError) {
+        try deadLetters.checkTopic(timeout: timeout)
+    }
+
+    /// The topic that messages which can never be processed go to.
+    var deadLetterTopic: String { deadLetters.topic }
+
+    /// Parks a message that can never be processed in the dead-letter topic; retried until Kafka confirms it. While
+    /// the topic does not exist the message waits (the consumer with it), said once at error level.
     private func deadLetter(_ message: KafkaMessage, reason: String) -> Bool {
         logger.error(
             "dead-lettering a message that cannot be processed",
             metadata: ["partition": "\(message.partition)", "offset": "\(message.offset)", "reason": "\(reason)", "dlq": "\(deadLetters.topic)"]
         )
-        let sent: Void? = retryingUntilStopped("dead-letter a message", count: 1) { () throws(KafkaError) in
-            try deadLetters.deadLetter(message, reason: reason, timeout: .seconds(5))
+        var reportedMissingTopic = false
+        let sent: Void? = retryingUntilStopped("dead-letter a message", count: 1, isQuiet: { reportedMissingTopic }) { () throws(DeadLetterError) in
+            do throws(DeadLetterError) {
+                try deadLetters.deadLetter(message, reason: reason, timeout: .seconds(5))
+            } catch {
+                if case .topicMissing(let topic) = error, !reportedMissingTopic {
+                    reportedMissingTopic = true
+                    logger.error(
+                        "the dead-letter topic does not exist: this message, and the consumer with it, waits until it is created (readiness fails meanwhile)",
+                        metadata: ["dlq": "\(topic)", "partition": "\(message.partition)", "offset": "\(message.offset)"]
+                    )
+                }
+                throw error
+            }
+        }
+        if reportedMissingTopic && sent != nil {
+            logger.notice("the dead-letter topic exists now; the waiting message is parked there", metadata: ["dlq": "\(deadLetters.topic)"])
         }
         guard sent != nil else { return false }
         metrics.deadLettered.increment()
@@ -178,17 +202,17 @@ public final class TransferProcessor: Sendable {
     }
 
     /// Runs `attempt` until it succeeds, backing off between failures (a dependency is down); nil if asked to
-    /// stop first.
+    /// stop first. Each failure is a warning, or debug while `isQuiet` (the failure was already explained).
     private func retryingUntilStopped<Value, Failure: Error>(
-        _ action: String, count: Int, _ attempt: () throws(Failure) -> Value
+        _ action: String, count: Int, isQuiet: () -> Bool = { false }, _ attempt: () throws(Failure) -> Value
     ) -> Value? {
         var backoff = Duration.milliseconds(50)
         while true {
             do {
                 return try attempt()
             } catch {
-                logger.warning(
-                    "cannot \(action) yet; retrying",
+                logger.log(
+                    level: isQuiet() ? .debug : .warning, "cannot \(action) yet; retrying",
                     metadata: ["events": "\(count)", "error": "\(error)", "retry_in": "\(backoff)"]
                 )
             }
