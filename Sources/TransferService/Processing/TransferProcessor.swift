@@ -145,19 +145,35 @@ public final class TransferProcessor: Sendable {
                 guard deadLetter(message, reason: "not a transfer event: \(error)") else { return false }
             }
         }
-        let applied = retryingUntilStopped("apply events", count: events.count) { () throws(RepositoryError) in
-            try repository.complete(events.map(\.event), at: .now())
-        }
-        guard let outcomes = applied else { return false }
-        let perEvent = (ContinuousClock.now - started) / max(events.count, 1)
-        for ((message, event), outcome) in zip(events, outcomes) {
-            switch outcome {
-            case .success(let outcome):
-                log(outcome, for: event)
-                metrics.recordEvent(outcome: outcome.metricName, duration: perEvent)
-            case .failure(let error):
-                guard deadLetter(message, reason: "\(error)") else { return false }
+        // Each event stands alone: one that fails for good is dead-lettered, one that meets a passing condition of
+        // Redis is retried by itself, and neither holds back the others of its batch.
+        var pending = events
+        var backoff = Duration.milliseconds(50)
+        while !pending.isEmpty {
+            let batch = pending
+            let applied = retryingUntilStopped("apply events", count: batch.count) { () throws(RepositoryError) in
+                try repository.complete(batch.map(\.event), at: .now())
             }
+            guard let outcomes = applied else { return false }
+            let perEvent = (ContinuousClock.now - started) / max(events.count, 1)
+            pending = []
+            for ((message, event), outcome) in zip(batch, outcomes) {
+                switch outcome {
+                case .success(let outcome):
+                    log(outcome, for: event)
+                    metrics.recordEvent(outcome: outcome.metricName, duration: perEvent)
+                case .failure(.unavailable(let error)):
+                    logger.warning(
+                        "cannot apply this event yet; retrying it",
+                        metadata: ["transfer_id": "\(event.id)", "error": "\(error)", "retry_in": "\(backoff)"]
+                    )
+                    pending.append((message, event))
+                case .failure(let error):
+                    guard deadLetter(message, reason: "\(error)") else { return false }
+                }
+            }
+            guard pending.isEmpty || sleep(backoff) else { return false }
+            backoff = min(backoff * 2, .seconds(2))
         }
         return true
     }

@@ -110,7 +110,9 @@ public struct TransferRepository: Sendable {
     }
 
     /// Applies the consumer's versioned update for each event (the transfer as published), each in one atomic
-    /// script, all in one round trip. Each result is the outcome, or `.unreadableRecord` for that event alone.
+    /// script, all in one round trip. Throws only when the round trip failed as a whole. Each result is the
+    /// event's outcome or its own failure: `.unavailable` when Redis answered that call with a passing condition
+    /// (retry that event), `.unreadableRecord` or `.unexpectedReply` when it can never be applied (e.g. WRONGTYPE).
     public func complete(_ events: [Transfer], at time: UnixMilliseconds) throws(RepositoryError) -> [Result<CompletionOutcome, RepositoryError>] {
         guard !events.isEmpty else { return [] }
         let timestamp = time.rfc3339
@@ -127,7 +129,18 @@ public struct TransferRepository: Sendable {
         var outcomes: [Result<CompletionOutcome, RepositoryError>] = []
         outcomes.reserveCapacity(events.count)
         for (event, reply) in zip(events, replies) {
-            let (code, stored) = try Self.compareAndSetResult(reply)
+            if let message = reply.errorMessage {
+                metrics.recordDependencyError("redis")
+                outcomes.append(.failure(Self.failure(ofErrorReply: message, completing: event.id)))
+                continue
+            }
+            let code: Int64, stored: Int
+            do {
+                (code, stored) = try Self.compareAndSetResult(reply)
+            } catch {
+                outcomes.append(.failure(error))
+                continue
+            }
             // The script applied the version rule; the domain's statement of it names the outcome.
             switch code {
             case 0, 1: outcomes.append(.success(.decide(eventVersion: event.version, storedVersion: stored)))
@@ -202,6 +215,18 @@ public struct TransferRepository: Sendable {
             arguments: [String(expectedVersion), newState.json, createIfMissing ? "1" : "0"]
         )
         return try Self.compareAndSetResult(reply)
+    }
+
+    /// Error replies that describe a passing state of the server, not the call: worth the same call again.
+    private static let transientErrorCodes: Set<String> = [
+        "BUSY", "LOADING", "OOM", "MISCONF", "READONLY", "MASTERDOWN", "NOREPLICAS", "TRYAGAIN", "CLUSTERDOWN", "MOVED", "ASK",
+    ]
+
+    /// One call's error reply as that call's failure.
+    private static func failure(ofErrorReply message: String, completing id: TransferID) -> RepositoryError {
+        let error = RedisError(kind: .server, message: message)
+        if let code = error.serverErrorCode, transientErrorCodes.contains(code) { return .unavailable(error) }
+        return .unexpectedReply("compare-and-set for transfer \(id): \(message)")
     }
 
     /// {outcome, storedVersion} from the compare-and-set script.
