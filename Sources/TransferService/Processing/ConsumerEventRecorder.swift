@@ -44,11 +44,12 @@ struct ConsumerEventRecorder: Sendable {
         partitions.map(\.description).joined(separator: ", ")
     }
 
-    /// librdkafka logs with syslog levels.
+    /// librdkafka logs with syslog levels; its "errors" (3) are mostly a broker that cannot be reached, which this
+    /// service logs as warnings (a dependency away), like its own.
     static func level(ofSyslog level: Int32) -> Logger.Level {
         switch level {
-        case ...3: .error
-        case 4: .warning
+        case ...2: .error
+        case 3, 4: .warning
         case 5: .notice
         case 6: .info
         default: .debug
