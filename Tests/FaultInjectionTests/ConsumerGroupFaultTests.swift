@@ -65,6 +65,23 @@ extension FaultInjectionTests {
         let last = assignments.last ?? ""
         log("rejoin", "the first instance was assigned partitions \(assignments.count) times, last: \(last)")
         #expect((0..<3).allSatisfy { last.contains("\(deployment.topic)[\($0)]") }, "the survivor does not own every partition: \(last)")
+
+        // The survivor's statistics report every partition caught up (librdkafka reports every 5 s).
+        func lag(_ partition: Int, in lines: [Substring]) -> Double? {
+            let prefix = #"consumer_lag{partition="\#(partition)"} "#
+            return lines.first { $0.hasPrefix(prefix) }.flatMap { Double($0.dropFirst(prefix.count)) }
+        }
+        var lagLines: [Substring] = []
+        let deadline = ContinuousClock.now + .seconds(30)
+        repeat {
+            let metrics = try first.http.get("/metrics").bodyText
+            lagLines = metrics.split(separator: "\n").filter { $0.hasPrefix("consumer_lag{") || $0.hasPrefix("consumer_offset_resets_total ") }
+            if (0..<3).allSatisfy({ lag($0, in: lagLines) == 0 }) { break }
+            Thread.sleep(forTimeInterval: 0.5)
+        } while ContinuousClock.now < deadline
+        log("rejoin", "the first instance's metrics: \(lagLines)")
+        #expect((0..<3).allSatisfy { lag($0, in: lagLines) == 0 }, "\(lagLines)")
+        #expect(lagLines.contains("consumer_offset_resets_total 0"))
     }
 
     /// Waits until `load` has made and recorded all of its `attempts` (its cap), so a burst is over.

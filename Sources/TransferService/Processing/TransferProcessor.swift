@@ -80,19 +80,20 @@ public final class TransferProcessor: Sendable {
     /// Until the group has answered this member's join (bounded by `joinWaitOnStop`), keeps polling so the answer is
     /// taken in; messages that arrive meanwhile are not processed (nor stored), so the group redelivers them.
     private func waitForGroupMembership() {
-        guard consumer.memberID == nil else { return }
-        logger.info("stopping while the consumer group join is unanswered; waiting for it so this member can leave the group")
-        let deadline = ContinuousClock.now + Self.joinWaitOnStop
-        while consumer.memberID == nil && ContinuousClock.now < deadline {
-            _ = try? consumer.poll(maxMessages: Self.batchSize, timeout: .milliseconds(100))
-        }
         if consumer.memberID == nil {
+            logger.info("stopping while the consumer group join is unanswered; waiting for it so this member can leave the group")
+            let deadline = ContinuousClock.now + Self.joinWaitOnStop
+            while consumer.memberID == nil && ContinuousClock.now < deadline {
+                _ = try? consumer.poll(maxMessages: Self.batchSize, timeout: .milliseconds(100))
+            }
+        }
+        if let memberID = consumer.memberID {
+            logger.info("leaving the consumer group", metadata: ["member_id": "\(memberID)"])
+        } else {
             logger.warning(
                 "stopping before the consumer group answered this member's join: it cannot leave the group, which keeps it (and any partitions it gets) until its session times out",
                 metadata: ["waited": "\(Self.joinWaitOnStop)"]
             )
-        } else {
-            logger.info("leaving the consumer group", metadata: ["member_id": "\(consumer.memberID ?? "?")"])
         }
     }
 
