@@ -63,15 +63,11 @@ import Testing
     }
 
     @Test func anOffsetOutOfRangeIsReportedAsAResetWithItsPartitionAndOffset() throws {
-        let cluster = try KafkaMockCluster(brokerCount: 1)
-        let topic = uniqueTopic("reset")
-        try cluster.createTopic(topic, partitions: 1, replicationFactor: 1)
-        _ = try produceNumberedMessages(to: topic, count: 5, bootstrapServers: cluster.bootstrapServers)
-        let configuration = sixSecondSessionConfiguration(bootstrapServers: cluster.bootstrapServers, groupId: topic)
-        try commitOffsetPastTheEnd(100, topic: topic, configuration: configuration)
-
+        let (cluster, topic) = try fiveMessagesAndACommitAtOffset100("reset")
         let events = EventCollector()
-        let consumer = try KafkaConsumer(configuration: configuration, onEvent: events.handler)
+        let consumer = try KafkaConsumer(
+            configuration: sixSecondSessionConfiguration(bootstrapServers: cluster.bootstrapServers, groupId: topic), onEvent: events.handler
+        )
         defer { consumer.close() }
         try consumer.subscribe(topics: [topic])
         var messages: [KafkaMessage] = []
@@ -87,12 +83,8 @@ import Testing
     }
 
     @Test func withAutoOffsetResetErrorTheResetArrivesThroughABatchPoll() throws {
-        let cluster = try KafkaMockCluster(brokerCount: 1)
-        let topic = uniqueTopic("reset-error")
-        try cluster.createTopic(topic, partitions: 1, replicationFactor: 1)
-        _ = try produceNumberedMessages(to: topic, count: 5, bootstrapServers: cluster.bootstrapServers)
+        let (cluster, topic) = try fiveMessagesAndACommitAtOffset100("reset-error")
         var configuration = sixSecondSessionConfiguration(bootstrapServers: cluster.bootstrapServers, groupId: topic)
-        try commitOffsetPastTheEnd(100, topic: topic, configuration: configuration)
         configuration.autoOffsetReset = "error"
 
         let events = EventCollector()
@@ -183,6 +175,18 @@ func pollUntil(
         if let messages = try? consumer.poll(maxMessages: 100, timeout: .milliseconds(100)) { batch(messages) }
     }
     return condition()
+}
+
+/// A cluster with a one-partition topic of 5 messages whose group (named like the topic) committed offset 100.
+private func fiveMessagesAndACommitAtOffset100(_ purpose: String) throws -> (KafkaMockCluster, String) {
+    let cluster = try KafkaMockCluster(brokerCount: 1)
+    let topic = uniqueTopic(purpose)
+    try cluster.createTopic(topic, partitions: 1, replicationFactor: 1)
+    _ = try produceNumberedMessages(to: topic, count: 5, bootstrapServers: cluster.bootstrapServers)
+    try commitOffsetPastTheEnd(
+        100, topic: topic, configuration: sixSecondSessionConfiguration(bootstrapServers: cluster.bootstrapServers, groupId: topic)
+    )
+    return (cluster, topic)
 }
 
 /// Commits `offset` for partition 0 of `topic` in the configuration's group, beyond the log's end.
