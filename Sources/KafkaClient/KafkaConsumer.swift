@@ -76,6 +76,12 @@ public final class KafkaConsumer: @unchecked Sendable {
         return text.isEmpty ? nil : text
     }
 
+    /// The group's committed offsets and the watermarks of every partition of `topic`, whoever owns them (each of
+    /// the underlying requests may take up to `timeout`). Safe to call from another thread than the polling one.
+    public func groupLag(topic: String, timeout: Duration) throws(KafkaError) -> [KafkaPartitionLag] {
+        try gate.withCall { () throws(KafkaError) in try readGroupLag(handle: handle, topic: topic, timeout: timeout) }
+    }
+
     /// The partitions currently assigned to this consumer.
     public var assignedPartitions: Set<KafkaTopicPartition> {
         context.assignedPartitions

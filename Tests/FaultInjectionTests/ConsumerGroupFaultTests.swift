@@ -67,20 +67,26 @@ extension FaultInjectionTests {
         #expect((0..<3).allSatisfy { last.contains("\(deployment.topic)[\($0)]") }, "the survivor does not own every partition: \(last)")
 
         // The survivor's statistics report every partition caught up (librdkafka reports every 5 s).
-        func lag(_ partition: Int, in lines: [Substring]) -> Double? {
-            let prefix = #"consumer_lag{partition="\#(partition)"} "#
+        // The group's committed lag, read every 15 s, reaches 0 too.
+        func lag(_ partition: Int, in lines: [Substring], metric: String = "consumer_lag") -> Double? {
+            let prefix = #"\#(metric){partition="\#(partition)"} "#
             return lines.first { $0.hasPrefix(prefix) }.flatMap { Double($0.dropFirst(prefix.count)) }
         }
         var lagLines: [Substring] = []
-        let deadline = ContinuousClock.now + .seconds(30)
+        func caughtUp(_ lines: [Substring]) -> Bool {
+            (0..<3).allSatisfy { lag($0, in: lines) == 0 && lag($0, in: lines, metric: "consumer_group_lag") == 0 }
+        }
+        let deadline = ContinuousClock.now + .seconds(45)
         repeat {
             let metrics = try first.http.get("/metrics").bodyText
-            lagLines = metrics.split(separator: "\n").filter { $0.hasPrefix("consumer_lag{") || $0.hasPrefix("consumer_offset_resets_total ") }
-            if (0..<3).allSatisfy({ lag($0, in: lagLines) == 0 }) { break }
+            lagLines = metrics.split(separator: "\n").filter {
+                $0.hasPrefix("consumer_lag{") || $0.hasPrefix("consumer_group_lag{") || $0.hasPrefix("consumer_offset_resets_total ")
+            }
+            if caughtUp(lagLines) { break }
             Thread.sleep(forTimeInterval: 0.5)
         } while ContinuousClock.now < deadline
         log("rejoin", "the first instance's metrics: \(lagLines)")
-        #expect((0..<3).allSatisfy { lag($0, in: lagLines) == 0 }, "\(lagLines)")
+        #expect(caughtUp(lagLines), "\(lagLines)")
         #expect(lagLines.contains("consumer_offset_resets_total 0"))
     }
 

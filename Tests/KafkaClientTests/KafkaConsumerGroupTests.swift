@@ -129,6 +129,28 @@ import Testing
         #expect(events.statistics.allSatisfy { $0.partitions.allSatisfy { $0.topic == topic } })
     }
 
+    @Test func aMemberReadsTheGroupsCommittedLagOfEveryPartition() throws {
+        let cluster = try KafkaMockCluster(brokerCount: 1)
+        let topic = uniqueTopic("group-lag")
+        try cluster.createTopic(topic, partitions: 2, replicationFactor: 1)
+        _ = try produceNumberedMessages(to: topic, count: 10, bootstrapServers: cluster.bootstrapServers)
+        let consumer = try KafkaConsumer(configuration: sixSecondSessionConfiguration(bootstrapServers: cluster.bootstrapServers, groupId: topic))
+        defer { consumer.close() }
+        try consumer.subscribe(topics: [topic])
+        let messages = pollMessages(consumer, count: 10)
+        let partition0 = messages.filter { $0.partition == 0 }.sorted { $0.offset < $1.offset }
+        try #require(partition0.count >= 2, "the producer put fewer than 2 of 10 messages on partition 0")
+        try consumer.storeOffset(of: partition0[1])
+        try consumer.commit()
+
+        let lag = try consumer.groupLag(topic: topic, timeout: .seconds(10))
+        #expect(lag.map(\.partition) == [0, 1])
+        #expect(lag.first?.committedOffset == 2)
+        #expect(lag.first?.lag == Int64(partition0.count) - 2)
+        #expect(lag.last?.committedOffset == nil)
+        #expect(lag.last?.lag == Int64(messages.count - partition0.count))
+    }
+
     struct Figures: Equatable {
         var partition: Int32
         var lag: Int64?

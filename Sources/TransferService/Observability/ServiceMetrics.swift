@@ -15,6 +15,7 @@ public final class ServiceMetrics: Sendable {
     private let eventCounters = Mutex<[String: CoreMetrics.Counter]>([:])
     private let dependencyErrorCounters = Mutex<[String: CoreMetrics.Counter]>([:])
     private let consumerLagGauges = Mutex<[Int32: CoreMetrics.Gauge]>([:])
+    private let consumerGroupLagGauges = Mutex<[Int32: CoreMetrics.Gauge]>([:])
 
     private struct RequestKey: Hashable {
         var route: String
@@ -91,13 +92,23 @@ public final class ServiceMetrics: Sendable {
 
     /// Sets how many events of `partition` wait for this instance's consumer (0 for a partition it no longer has).
     func recordConsumerLag(partition: Int32, events: Int64) {
-        let gauge = consumerLagGauges.withLock { gauges in
+        partitionGauge(in: consumerLagGauges, label: "consumer_lag", partition: partition).record(events)
+    }
+
+    /// Sets how many events of `partition` come after the group's committed offset, whoever owns it.
+    func recordConsumerGroupLag(partition: Int32, events: Int64) {
+        partitionGauge(in: consumerGroupLagGauges, label: "consumer_group_lag", partition: partition).record(events)
+    }
+
+    private func partitionGauge(
+        in cache: borrowing Mutex<[Int32: CoreMetrics.Gauge]>, label: String, partition: Int32
+    ) -> CoreMetrics.Gauge {
+        cache.withLock { gauges in
             if let gauge = gauges[partition] { return gauge }
-            let gauge = CoreMetrics.Gauge(label: "consumer_lag", dimensions: [("partition", String(partition))], factory: factory)
+            let gauge = CoreMetrics.Gauge(label: label, dimensions: [("partition", String(partition))], factory: factory)
             gauges[partition] = gauge
             return gauge
         }
-        gauge.record(events)
     }
 
     private func counter(

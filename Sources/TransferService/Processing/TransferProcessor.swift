@@ -26,13 +26,17 @@ public final class TransferProcessor: Sendable {
     static let statisticsInterval: Duration = .seconds(5)
     /// How long a stop waits for an unanswered group join, so that the member can leave properly.
     static let joinWaitOnStop: Duration = .seconds(5)
+    /// How often the group's committed lag of every partition is read (whichever member owns it).
+    static let groupLagInterval: DispatchTimeInterval = .seconds(15)
 
     private let consumer: KafkaConsumer
     private let deadLetters: DeadLetterPublisher
     private let repository: TransferRepository
     private let metrics: ServiceMetrics
     private let logger: Logger
+    private let topic: String
     private let queue = DispatchQueue(label: "transfer-processor")
+    private let groupLagQueue = DispatchQueue(label: "transfer-processor-group-lag")
     private let stopRequested = Atomic<Bool>(false)
     private let finished = DispatchGroup()
 
@@ -47,17 +51,40 @@ public final class TransferProcessor: Sendable {
         let events = ConsumerEventRecorder(metrics: metrics, logger: logger)
         consumer = try KafkaConsumer(configuration: consumerConfiguration, onEvent: events.record)
         try consumer.subscribe(topics: [topic])
+        self.topic = topic
         self.repository = repository
         self.metrics = metrics
         self.logger = logger
     }
 
-    /// Starts consuming on the background queue.
+    /// Starts consuming on the background queue, and reading the group's lag periodically.
     public func start() {
         finished.enter()
         queue.async { [self] in
             run()
             finished.leave()
+        }
+        scheduleGroupLagReading()
+    }
+
+    private func scheduleGroupLagReading() {
+        groupLagQueue.asyncAfter(deadline: .now() + Self.groupLagInterval) { [self] in
+            guard !isStopping else { return }
+            recordGroupLag()
+            scheduleGroupLagReading()
+        }
+    }
+
+    /// The group's lag per partition from its committed offsets, whichever member owns the partition: unlike the
+    /// statistics of this instance's own partitions, it shows a partition that no live member reads (e.g. one held
+    /// by a member that is gone, until its session times out).
+    private func recordGroupLag() {
+        do {
+            for partition in try consumer.groupLag(topic: topic, timeout: .milliseconds(500)) {
+                metrics.recordConsumerGroupLag(partition: partition.partition, events: partition.lag)
+            }
+        } catch {
+            logger.debug("cannot read the consumer group's lag", metadata: ["error": "\(error)"])
         }
     }
 
@@ -65,6 +92,7 @@ public final class TransferProcessor: Sendable {
     public func stop() {
         stopRequested.store(true, ordering: .relaxed)
         finished.wait()
+        groupLagQueue.sync {}  // lets a reading in progress finish before the consumer closes
         waitForGroupMembership()
         do {
             try consumer.commit()
