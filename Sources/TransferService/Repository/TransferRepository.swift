@@ -217,7 +217,8 @@ public struct TransferRepository: Sendable {
         return try Self.compareAndSetResult(reply)
     }
 
-    /// Error replies that describe a passing state of the server, not the call: worth the same call again.
+    /// Error replies that describe a passing state of the server, not the call: worth the same call again (e.g.
+    /// LOADING while a restarted Redis reads its append-only file), so Redis counts as unavailable meanwhile.
     private static let transientErrorCodes: Set<String> = [
         "BUSY", "LOADING", "OOM", "MISCONF", "READONLY", "MASTERDOWN", "NOREPLICAS", "TRYAGAIN", "CLUSTERDOWN", "MOVED", "ASK",
     ]
@@ -256,7 +257,8 @@ public struct TransferRepository: Sendable {
             return try pool.withConnection { connection in try body(connection) }
         } catch let error as RedisError {
             metrics.recordDependencyError("redis")
-            throw error.isConnectionBroken || error.kind == .connection ? .unavailable(error) : .unexpectedReply(error.description)
+            let passing = error.serverErrorCode.map(Self.transientErrorCodes.contains) ?? false
+            throw error.isConnectionBroken || error.kind == .connection || passing ? .unavailable(error) : .unexpectedReply(error.description)
         } catch {
             throw .unexpectedReply(String(describing: error))
         }
