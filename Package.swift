@@ -32,7 +32,7 @@ let package = Package(
         // Thin, generic Swift wrappers: the only modules that touch C types. No transfer knowledge.
         .target(name: "HTTPServer", dependencies: ["CMicroHTTPD"]),
         .target(name: "RedisClient", dependencies: ["CHiredis", .product(name: "Crypto", package: "swift-crypto")]),
-        .target(name: "KafkaClient", dependencies: ["CRdKafka"]),
+        .target(name: "KafkaClient", dependencies: ["CRdKafka", "ExactJSON"]),
 
         // JSON that keeps numbers as their exact text, so money never passes through a Double.
         .target(name: "ExactJSON", dependencies: [.product(name: "OrderedCollections", package: "swift-collections")]),

@@ -10,6 +10,9 @@ public struct KafkaProducerConfiguration: Sendable {
     public var lingerMs: Int = 5
     /// message.timeout.ms: a message not delivered by then gets a failed delivery report.
     public var deliveryTimeout: Duration = .seconds(30)
+    /// allow.auto.create.topics: whether asking for an unknown topic's metadata may make the cluster create it
+    /// (with the cluster's defaults), as librdkafka's producer does unless told otherwise.
+    public var createsMissingTopics = true
     /// Any other librdkafka property, applied last (so it can override the fields above).
     public var properties: [String: String] = [:]
 
@@ -26,6 +29,7 @@ public struct KafkaProducerConfiguration: Sendable {
             ("acks", "all"),
             ("linger.ms", String(lingerMs)),
             ("message.timeout.ms", String(deliveryTimeout.wholeMilliseconds)),
+            ("allow.auto.create.topics", createsMissingTopics ? "true" : "false"),
         ] + properties.sorted { $0.key < $1.key }
     }
 }
@@ -38,6 +42,8 @@ public struct KafkaConsumerConfiguration: Sendable {
     public var groupId: String
     /// auto.offset.reset: where to start when the group has no committed offset ("earliest" or "latest").
     public var autoOffsetReset: String = "earliest"
+    /// statistics.interval.ms: how often `.statistics` events (per-partition lag) are reported; nil for never.
+    public var statisticsInterval: Duration?
     /// Any other librdkafka property, applied last (except the two offset settings, which are fixed).
     public var properties: [String: String] = [:]
 
@@ -53,6 +59,7 @@ public struct KafkaConsumerConfiguration: Sendable {
             ("bootstrap.servers", bootstrapServers),
             ("group.id", groupId),
             ("auto.offset.reset", autoOffsetReset),
+            ("statistics.interval.ms", String(statisticsInterval?.wholeMilliseconds ?? 0)),
         ] + properties.sorted { $0.key < $1.key } + [
             // At-least-once: only offsets the application stored after processing get (auto-)committed.
             // Applied after `properties` because KafkaConsumer's storeOffset/commit rely on them.

@@ -12,6 +12,10 @@ public struct KafkaError: Error, Sendable, CustomStringConvertible {
     public var isFatal: Bool
     /// True when repeating the same operation later may succeed.
     public var isRetriable: Bool
+    /// The partition a consumer error is about, when it is about one.
+    public var topicPartition: KafkaTopicPartition?
+    /// The offset a consumer error is about (e.g. the one that could not be read), when it names one.
+    public var offset: Int64?
 
     /// Creates an error from its parts.
     public init(code: Int32, name: String, message: String, isFatal: Bool = false, isRetriable: Bool = false) {
@@ -24,7 +28,8 @@ public struct KafkaError: Error, Sendable, CustomStringConvertible {
 
     /// "name (code): message", e.g. "_MSG_TIMED_OUT (-192): Local: Message timed out".
     public var description: String {
-        "\(name) (\(code)): \(message)" + (isFatal ? " [fatal]" : "")
+        "\(name) (\(code)): \(message)" + (topicPartition.map { " at \($0)" } ?? "") + (offset.map { " offset \($0)" } ?? "")
+            + (isFatal ? " [fatal]" : "")
     }
 }
 

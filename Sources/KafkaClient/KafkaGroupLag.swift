@@ -39,56 +39,62 @@ public final class KafkaGroupLagReader {
 
     /// Every partition of `topic`, in partition order; each of the underlying requests may take up to `timeout`.
     public func lag(topic: String, timeout: Duration) throws(KafkaError) -> [KafkaPartitionLag] {
-        let partitions = try partitionIDs(of: topic, timeout: timeout)
-        let list = rd_kafka_topic_partition_list_new(Int32(clamping: partitions.count))!
-        defer { rd_kafka_topic_partition_list_destroy(list) }
-        for partition in partitions {
-            rd_kafka_topic_partition_list_add(list, topic, partition)
-        }
-        let err = rd_kafka_committed(handle, list, timeout.wholeMilliseconds)
-        guard err == RD_KAFKA_RESP_ERR_NO_ERROR else {
-            throw KafkaError(err, message: "reading committed offsets of \(topic): \(String(cString: rd_kafka_err2str(err)))")
-        }
-        var result: [KafkaPartitionLag] = []
-        for index in 0..<Int(list.pointee.cnt) {
-            let entry = list.pointee.elems[index]
-            if entry.err != RD_KAFKA_RESP_ERR_NO_ERROR {
-                throw KafkaError(entry.err, message: "committed offset of \(topic)[\(entry.partition)]: \(String(cString: rd_kafka_err2str(entry.err)))")
-            }
-            var low: Int64 = 0
-            var high: Int64 = 0
-            let watermarkErr = rd_kafka_query_watermark_offsets(handle, topic, entry.partition, &low, &high, timeout.wholeMilliseconds)
-            guard watermarkErr == RD_KAFKA_RESP_ERR_NO_ERROR else {
-                throw KafkaError(
-                    watermarkErr,
-                    message: "watermarks of \(topic)[\(entry.partition)]: \(String(cString: rd_kafka_err2str(watermarkErr)))"
-                )
-            }
-            // librdkafka reports "no committed offset" as a negative logical offset (RD_KAFKA_OFFSET_INVALID).
-            result.append(KafkaPartitionLag(
-                topic: topic, partition: entry.partition, committedOffset: entry.offset >= 0 ? entry.offset : nil,
-                lowWatermark: low, highWatermark: high
-            ))
-        }
-        return result.sorted { $0.partition < $1.partition }
+        try readGroupLag(handle: handle, topic: topic, timeout: timeout)
     }
+}
 
-    /// The topic's partition ids from a metadata request.
-    private func partitionIDs(of topic: String, timeout: Duration) throws(KafkaError) -> [Int32] {
-        guard let topicHandle = rd_kafka_topic_new(handle, topic, nil) else {
-            throw KafkaError(RD_KAFKA_RESP_ERR__INVALID_ARG, message: "cannot create a handle for topic \(topic)")
-        }
-        defer { rd_kafka_topic_destroy(topicHandle) }
-        var metadata: UnsafePointer<rd_kafka_metadata>?
-        let err = rd_kafka_metadata(handle, 0, topicHandle, &metadata, timeout.wholeMilliseconds)
-        defer { if let metadata { rd_kafka_metadata_destroy(metadata) } }
-        guard err == RD_KAFKA_RESP_ERR_NO_ERROR, let metadata, metadata.pointee.topic_cnt == 1 else {
-            throw KafkaError(err == RD_KAFKA_RESP_ERR_NO_ERROR ? RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC : err, message: "metadata of \(topic)")
-        }
-        let topicMetadata = metadata.pointee.topics[0]
-        guard topicMetadata.err == RD_KAFKA_RESP_ERR_NO_ERROR else {
-            throw KafkaError(topicMetadata.err, message: "metadata of \(topic): \(String(cString: rd_kafka_err2str(topicMetadata.err)))")
-        }
-        return (0..<Int(topicMetadata.partition_cnt)).map { topicMetadata.partitions[$0].id }
+/// The group's committed offsets and the watermarks of every partition of `topic`, through a consumer handle of
+/// that group (a member or not).
+func readGroupLag(handle: OpaquePointer, topic: String, timeout: Duration) throws(KafkaError) -> [KafkaPartitionLag] {
+    let partitions = try partitionIDs(of: topic, handle: handle, timeout: timeout)
+    let list = rd_kafka_topic_partition_list_new(Int32(clamping: partitions.count))!
+    defer { rd_kafka_topic_partition_list_destroy(list) }
+    for partition in partitions {
+        rd_kafka_topic_partition_list_add(list, topic, partition)
     }
+    let err = rd_kafka_committed(handle, list, timeout.wholeMilliseconds)
+    guard err == RD_KAFKA_RESP_ERR_NO_ERROR else {
+        throw KafkaError(err, message: "reading committed offsets of \(topic): \(String(cString: rd_kafka_err2str(err)))")
+    }
+    var result: [KafkaPartitionLag] = []
+    for index in 0..<Int(list.pointee.cnt) {
+        let entry = list.pointee.elems[index]
+        if entry.err != RD_KAFKA_RESP_ERR_NO_ERROR {
+            throw KafkaError(entry.err, message: "committed offset of \(topic)[\(entry.partition)]: \(String(cString: rd_kafka_err2str(entry.err)))")
+        }
+        var low: Int64 = 0
+        var high: Int64 = 0
+        let watermarkErr = rd_kafka_query_watermark_offsets(handle, topic, entry.partition, &low, &high, timeout.wholeMilliseconds)
+        guard watermarkErr == RD_KAFKA_RESP_ERR_NO_ERROR else {
+            throw KafkaError(
+                watermarkErr,
+                message: "watermarks of \(topic)[\(entry.partition)]: \(String(cString: rd_kafka_err2str(watermarkErr)))"
+            )
+        }
+        // librdkafka reports "no committed offset" as a negative logical offset (RD_KAFKA_OFFSET_INVALID).
+        result.append(KafkaPartitionLag(
+            topic: topic, partition: entry.partition, committedOffset: entry.offset >= 0 ? entry.offset : nil,
+            lowWatermark: low, highWatermark: high
+        ))
+    }
+    return result.sorted { $0.partition < $1.partition }
+}
+
+/// The topic's partition ids from a metadata request.
+private func partitionIDs(of topic: String, handle: OpaquePointer, timeout: Duration) throws(KafkaError) -> [Int32] {
+    guard let topicHandle = rd_kafka_topic_new(handle, topic, nil) else {
+        throw KafkaError(RD_KAFKA_RESP_ERR__INVALID_ARG, message: "cannot create a handle for topic \(topic)")
+    }
+    defer { rd_kafka_topic_destroy(topicHandle) }
+    var metadata: UnsafePointer<rd_kafka_metadata>?
+    let err = rd_kafka_metadata(handle, 0, topicHandle, &metadata, timeout.wholeMilliseconds)
+    defer { if let metadata { rd_kafka_metadata_destroy(metadata) } }
+    guard err == RD_KAFKA_RESP_ERR_NO_ERROR, let metadata, metadata.pointee.topic_cnt == 1 else {
+        throw KafkaError(err == RD_KAFKA_RESP_ERR_NO_ERROR ? RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC : err, message: "metadata of \(topic)")
+    }
+    let topicMetadata = metadata.pointee.topics[0]
+    guard topicMetadata.err == RD_KAFKA_RESP_ERR_NO_ERROR else {
+        throw KafkaError(topicMetadata.err, message: "metadata of \(topic): \(String(cString: rd_kafka_err2str(topicMetadata.err)))")
+    }
+    return (0..<Int(topicMetadata.partition_cnt)).map { topicMetadata.partitions[$0].id }
 }

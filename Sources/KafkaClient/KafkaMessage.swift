@@ -14,6 +14,8 @@ public struct KafkaMessage: Sendable {
     public var value: [UInt8]
     /// The headers, in wire order.
     public var headers: [KafkaHeader]
+    /// How many revocations the consumer had seen when it polled this message (see `KafkaConsumer.storeOffset`).
+    var revocationsBeforePoll: UInt64 = 0
 
     /// Creates a message; mainly useful in tests of code that handles messages.
     public init(topic: String, partition: Int32, offset: Int64, key: [UInt8]?, value: [UInt8], headers: [KafkaHeader]) {

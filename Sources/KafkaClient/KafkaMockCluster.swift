@@ -60,6 +60,17 @@ public final class KafkaMockCluster: @unchecked Sendable {
         )
     }
 
+    /// Kafka's API key for produce requests, for `pushRequestErrors`.
+    public static let produceAPIKey: Int16 = 0
+
+    /// The next `errors.count` requests of the API `apiKey` (from any client, to any broker) are answered with
+    /// these error codes, in order (e.g. 45, OUT_OF_ORDER_SEQUENCE_NUMBER, for a produce request: an idempotent
+    /// producer takes it as a fatal error).
+    public func pushRequestErrors(apiKey: Int16, errors: [Int32]) {
+        let codes = errors.map { rd_kafka_resp_err_t(rawValue: $0) }
+        rd_kafka_mock_push_request_errors_array(cluster, apiKey, codes.count, codes)
+    }
+
     private func check(_ err: rd_kafka_resp_err_t, _ action: String) throws(KafkaError) {
         if err != RD_KAFKA_RESP_ERR_NO_ERROR {
             throw KafkaError(err, message: "\(action): \(String(cString: rd_kafka_err2str(err)))")

@@ -14,7 +14,9 @@ public final class KafkaProducer: Sendable {
     private let pollThread: PollThread
 
     /// Creates the producer and starts its poll thread. The handlers run on that thread, one call at a time;
-    /// keep them short (hand work off) because delivery reports wait behind them.
+    /// keep them short (hand work off) because delivery reports wait behind them. An error with `isFatal` means
+    /// this producer takes nothing more (e.g. the idempotent producer lost track of its sequence numbers): every
+    /// later send throws, undelivered messages get failed reports, and only a new producer can go on.
     public init(
         configuration: KafkaProducerConfiguration,
         onDeliveryReports: @escaping @Sendable ([KafkaDeliveryReport]) -> Void,
@@ -59,9 +61,22 @@ public final class KafkaProducer: Sendable {
         (try? client.flush(timeout: timeout)) ?? true
     }
 
+    /// The error that made this producer unusable, or nil while it works (see `isFatal`).
+    public var fatalError: KafkaError? {
+        (try? client.fatalError()) ?? nil
+    }
+
     /// Asks the cluster for its metadata: succeeds when a broker answered within `timeout` (a readiness check).
     public func checkClusterReachable(timeout: Duration) throws(KafkaError) {
         try client.requestMetadata(timeout: timeout)
+    }
+
+    /// The number of partitions of `topic`, or nil when the cluster does not have it. Asks for every topic's
+    /// metadata, so asking never creates the topic: a request naming a topic creates it on brokers that create
+    /// topics on demand, and always on librdkafka's mock cluster (it takes Metadata v2, older than the request
+    /// field by which a client declines creation).
+    public func partitionCount(of topic: String, timeout: Duration) throws(KafkaError) -> Int? {
+        try client.partitionCount(of: topic, timeout: timeout)
     }
 
     /// Flushes, stops the poll thread and destroys the handle. Idempotent. (deinit also cleans up.)
@@ -119,6 +134,38 @@ final class ProducerClient: @unchecked Sendable {
             let err = rd_kafka_metadata(handle, 0, nil, &metadata, timeout.wholeMilliseconds)
             if let metadata { rd_kafka_metadata_destroy(metadata) }
             guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError(err) }
+        }
+    }
+
+    /// The partition count of `topic` from a metadata request for all topics, nil when it is not among them.
+    func partitionCount(of topic: String, timeout: Duration) throws(KafkaError) -> Int? {
+        try gate.withCall { () throws(KafkaError) -> Int? in
+            var metadata: UnsafePointer<rd_kafka_metadata>?
+            let err = rd_kafka_metadata(handle, 1, nil, &metadata, timeout.wholeMilliseconds)
+            defer { if let metadata { rd_kafka_metadata_destroy(metadata) } }
+            guard err == RD_KAFKA_RESP_ERR_NO_ERROR, let metadata else {
+                throw KafkaError(err, message: "metadata of all topics: \(String(cString: rd_kafka_err2str(err)))")
+            }
+            for index in 0..<Int(metadata.pointee.topic_cnt) {
+                let answer = metadata.pointee.topics[index]
+                guard String(cString: answer.topic) == topic else { continue }
+                switch answer.err {
+                case RD_KAFKA_RESP_ERR_NO_ERROR: return Int(answer.partition_cnt)
+                case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART: return nil
+                default: throw KafkaError(answer.err, message: "metadata of \(topic): \(String(cString: rd_kafka_err2str(answer.err)))")
+                }
+            }
+            return nil
+        }
+    }
+
+    /// The fatal error raised on the handle, if any.
+    func fatalError() throws(KafkaError) -> KafkaError? {
+        try gate.withCall { () -> KafkaError? in
+            var text = [CChar](repeating: 0, count: 512)
+            let code = rd_kafka_fatal_error(handle, &text, text.count)
+            guard code != RD_KAFKA_RESP_ERR_NO_ERROR else { return nil }
+            return KafkaError(code, message: string(fromErrorBuffer: text), isFatal: true)
         }
     }
 

@@ -74,12 +74,13 @@ public struct RedisError: Error, Sendable, CustomStringConvertible {
     }
 
     /// True for an error reply by which the server refused to run a command for now, without running any of it:
-    /// it is loading its dataset after a restart (`LOADING`), busy with a long script (`BUSY`), a replica that lost
-    /// its primary or cannot take writes (`MASTERDOWN`, `READONLY`), or a cluster not serving the slot
-    /// (`CLUSTERDOWN`, `TRYAGAIN`). Trying again later can succeed.
+    /// it is loading its dataset after a restart (`LOADING`), busy with a long script (`BUSY`), out of memory or
+    /// unable to persist (`OOM`, `MISCONF`), short of replicas (`NOREPLICAS`), a replica that lost its primary or
+    /// cannot take writes (`MASTERDOWN`, `READONLY`), or a cluster not serving the slot (`CLUSTERDOWN`, `TRYAGAIN`,
+    /// and `MOVED`/`ASK` where no one follows them). Trying again later can succeed.
     public static func isTransientRefusal(_ message: String) -> Bool {
         switch errorCode(of: message) {
-        case "LOADING", "BUSY", "MASTERDOWN", "READONLY", "CLUSTERDOWN", "TRYAGAIN": true
+        case "LOADING", "BUSY", "OOM", "MISCONF", "NOREPLICAS", "MASTERDOWN", "READONLY", "CLUSTERDOWN", "TRYAGAIN", "MOVED", "ASK": true
         default: false
         }
     }

@@ -9,11 +9,14 @@ import Darwin
 /// One fault-injection command read from stdin.
 ///
 /// Grammar (one per line, words separated by spaces): `down <target>`, `up <target>`, `rtt <target> <milliseconds>`,
-/// where `<target>` is `all` or a broker id (1...brokers). `rtt all 0` removes added latency.
+/// where `<target>` is `all` or a broker id (1...brokers). `rtt all 0` removes added latency. `error produce <code>
+/// [count]` answers the next `count` (1) produce requests with Kafka error `code` (45, OUT_OF_ORDER_SEQUENCE_NUMBER,
+/// is fatal to an idempotent producer).
 enum FaultCommand: Equatable {
     case down([Int32])
     case up([Int32])
     case roundTripTime([Int32], milliseconds: Int)
+    case produceErrors(code: Int32, count: Int)
 
     /// Parses one line; the error text is what gets answered after `error `.
     static func parse(_ line: String, brokerCount: Int) -> Result<FaultCommand, UsageError> {
@@ -35,12 +38,17 @@ enum FaultCommand: Equatable {
                 return .failure(UsageError(description: "rtt needs milliseconds >= 0, got \"\(words[2])\""))
             }
             return brokers(words[1]).map { .roundTripTime($0, milliseconds: milliseconds) }
+        case ("error", 3), ("error", 4):
+            guard words[1] == "produce", let code = Int32(words[2]), code > 0,
+                  let count = words.count == 4 ? Int(words[3]) : 1, count > 0
+            else { return .failure(UsageError(description: "usage: error produce <kafka error code> [count]")) }
+            return .success(.produceErrors(code: code, count: count))
         case ("down", _), ("up", _):
             return .failure(UsageError(description: "usage: \(verb) all|<broker id>"))
         case ("rtt", _):
             return .failure(UsageError(description: "usage: rtt all|<broker id> <milliseconds>"))
         default:
-            return .failure(UsageError(description: "unknown command \"\(verb)\"; commands: down, up, rtt"))
+            return .failure(UsageError(description: "unknown command \"\(verb)\"; commands: down, up, rtt, error"))
         }
     }
 
@@ -53,6 +61,8 @@ enum FaultCommand: Equatable {
             for id in ids { try cluster.setBrokerUp(id) }
         case .roundTripTime(let ids, let milliseconds):
             for id in ids { try cluster.setBrokerRoundTripTime(id, milliseconds: milliseconds) }
+        case .produceErrors(let code, let count):
+            cluster.pushRequestErrors(apiKey: KafkaMockCluster.produceAPIKey, errors: Array(repeating: code, count: count))
         }
     }
 }

@@ -17,6 +17,8 @@ struct Options {
     var brokers = 3
     var partitions = 3
     var topics: [String] = []
+    /// Whether each topic gets its `.dlq` companion.
+    var deadLetterTopics = true
 }
 
 /// A bad command line: printed as one line, then exit status 2.
@@ -24,7 +26,7 @@ struct UsageError: Error, CustomStringConvertible {
     var description: String
 }
 
-let usage = "usage: dev-kafka [--brokers N] [--partitions N] [--topic NAME]...  (stdin: down|up all|ID, rtt all|ID MS)"
+let usage = "usage: dev-kafka [--brokers N] [--partitions N] [--topic NAME]... [--no-dead-letter-topics]  (stdin: down|up all|ID, rtt all|ID MS, error produce CODE [COUNT])"
 
 /// Parses the arguments after the program name.
 func parseOptions(_ arguments: [String]) throws(UsageError) -> Options {
@@ -45,6 +47,7 @@ func parseOptions(_ arguments: [String]) throws(UsageError) -> Options {
         switch flag {
         case "--brokers": options.brokers = try positive(flag)
         case "--partitions": options.partitions = try positive(flag)
+        case "--no-dead-letter-topics": options.deadLetterTopics = false
         case "--topic":
             let name = try value(for: flag)
             guard !name.isEmpty else { throw UsageError(description: "--topic needs a non-empty name") }
@@ -78,7 +81,7 @@ do {
     // The mock only pretends to replicate, but keep the factor valid for the broker count.
     let replicationFactor = min(3, options.brokers)
     for topic in options.topics {
-        for name in [topic, "\(topic).dlq"] {
+        for name in options.deadLetterTopics ? [topic, "\(topic).dlq"] : [topic] {
             try cluster.createTopic(name, partitions: options.partitions, replicationFactor: replicationFactor)
         }
     }
@@ -90,7 +93,7 @@ do {
 print(cluster.bootstrapServers)
 // Whoever started us waits for this line; nil flushes every stream (C's `stdout` global is off-limits in Swift 6).
 fflush(nil)
-let topicNames = options.topics.flatMap { [$0, "\($0).dlq"] }.joined(separator: ", ")
+let topicNames = options.topics.flatMap { options.deadLetterTopics ? [$0, "\($0).dlq"] : [$0] }.joined(separator: ", ")
 printError("mock cluster with \(options.brokers) broker(s) up; topics (\(options.partitions) partitions each): \(topicNames)")
 
 // Blocking reads belong on a thread of their own; a stdin at EOF (e.g. /dev/null) just ends the loop.

@@ -32,14 +32,18 @@ public final class ServiceDeployment: Sendable {
     private let instanceList = Mutex<[ServiceInstance]>([])
     private let producer: KafkaProducer
 
-    /// Starts dev-kafka (`brokers` brokers, the topic and its DLQ with `partitions` partitions) and Redis; no
-    /// instance yet. `environment` is added to every instance's (e.g. REQUEST_TIMEOUT_MS).
+    /// Starts dev-kafka (`brokers` brokers, the topic and, unless `deadLetterTopic` is false, its DLQ with
+    /// `partitions` partitions) and Redis (a Redis Cluster with `redisCluster`); no instance yet. `environment` is
+    /// added to every instance's (e.g. REQUEST_TIMEOUT_MS).
     public init(
-        name: String, brokers: Int = 3, partitions: Int = 3, redisCluster: Bool = false, environment: [String: String] = [:]
+        name: String, brokers: Int = 3, partitions: Int = 3, redisCluster: Bool = false, environment: [String: String] = [:],
+        deadLetterTopic: Bool = true
     ) throws {
         topic = "\(name)_transfers"
         groupID = "\(name)-processor"
-        kafka = try DevKafka(brokers: brokers, partitions: partitions, topics: [topic], name: "dev-kafka-\(name)")
+        kafka = try DevKafka(
+            brokers: brokers, partitions: partitions, topics: [topic], name: "dev-kafka-\(name)", deadLetterTopics: deadLetterTopic
+        )
         var merged = [
             "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrapServers,
             "KAFKA_TOPIC_TRANSFERS": topic,
@@ -97,7 +101,8 @@ public final class ServiceDeployment: Sendable {
         let index = instanceList.withLock { $0.count } + 1
         let instance = ServiceInstance(
             name: "\(groupID)-\(index)", environment: self.environment.merging(environment) { _, override in override },
-            clientTimeout: clientTimeout
+            // dev-kafka made the topics the deployment has; instances never add one.
+            clientTimeout: clientTimeout, createsDeadLetterTopic: false
         )
         instanceList.withLock { $0.append(instance) }
         if start { try instance.start() }
@@ -273,6 +278,27 @@ public final class ServiceDeployment: Sendable {
         guard kafka.process.isRunning else {
             throw HarnessError("dev-kafka exited unexpectedly (something outside the test stopped it?)\n\(kafka.process.recentOutput())")
         }
+    }
+
+    /// Creates `topic` (with dev-kafka's default partition count) by sending it a message keyed `creationProbeKey`
+    /// (a send names the topic in a metadata request, and dev-kafka creates what is named); true when it was missing.
+    /// The key of the message `createTopic` leaves on the topic it created.
+    public static let creationProbeKey = "topic-creation-probe"
+
+    @discardableResult
+    public func createTopic(_ topic: String) throws -> Bool {
+        let existed = try producer.partitionCount(of: topic, timeout: .seconds(10)) != nil
+        guard !existed else { return false }
+        var metadataRequests = 0
+        // A send names the topic in a metadata request; dev-kafka creates it then.
+        try producer.send(topic: topic, key: Array(Self.creationProbeKey.utf8), value: [])
+        while try producer.partitionCount(of: topic, timeout: .seconds(10)) == nil {
+            metadataRequests += 1
+            guard metadataRequests < 100 else { throw HarnessError("\(topic) was not created") }
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        guard producer.flush(timeout: .seconds(30)) else { throw HarnessError("the probe on \(topic) was not delivered") }
+        return true
     }
 
     /// Publishes a raw message on `topic` (default: the transfers topic) and waits until Kafka has it.

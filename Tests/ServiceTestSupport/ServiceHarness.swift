@@ -33,9 +33,13 @@ public final class DevKafka: Sendable {
 
     /// Starts dev-kafka with `brokers` brokers; `topics` (and their `.dlq` topics) are created with `partitions`
     /// partitions, other topics are auto-created on first use.
-    public init(brokers: Int = 3, partitions: Int = 3, topics: [String] = [], name: String = "dev-kafka") throws {
+    /// Without `deadLetterTopics` the `.dlq` topics are not created.
+    public init(
+        brokers: Int = 3, partitions: Int = 3, topics: [String] = [], name: String = "dev-kafka", deadLetterTopics: Bool = true
+    ) throws {
         var arguments = ["--brokers", String(brokers), "--partitions", String(partitions)]
         for topic in topics { arguments += ["--topic", topic] }
+        if !deadLetterTopics { arguments.append("--no-dead-letter-topics") }
         brokerCount = brokers
         process = try ChildProcess(executable: Products.path("dev-kafka"), arguments: arguments, name: name, stdinPipe: true)
         bootstrapServers = try process.firstStdoutLine(timeout: .seconds(30))

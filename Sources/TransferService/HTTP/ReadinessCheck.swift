@@ -1,7 +1,8 @@
 import Synchronization
 
 /// Whether the service can do its work: every Redis primary answers, a Kafka broker answers a metadata request,
-/// and events handed to Kafka get delivered.
+/// events handed to Kafka get delivered, and the consumer's dead-letter topic exists (without it a message that
+/// can never be processed stops the consumer).
 public struct ReadinessCheck: Sendable {
     /// How long a Kafka broker has to answer; readiness probes are short.
     static let kafkaTimeout: Duration = .seconds(1)
@@ -10,11 +11,13 @@ public struct ReadinessCheck: Sendable {
     private let publisher: OutboxPublisher
     /// Shared by every copy of this check, so the application can announce its shutdown to the routes' copy.
     private let shutdown = ShutdownAnnouncement()
+    private let processor: TransferProcessor?
 
-    /// Checks the dependencies behind `repository` and `publisher`.
-    public init(repository: TransferRepository, publisher: OutboxPublisher) {
+    /// Checks the dependencies behind `repository`, `publisher` and `processor`.
+    public init(repository: TransferRepository, publisher: OutboxPublisher, processor: TransferProcessor? = nil) {
         self.repository = repository
         self.publisher = publisher
+        self.processor = processor
     }
 
     /// From now on `run()` fails with `shuttingDown`, so load balancers stop sending requests here.
@@ -36,6 +39,12 @@ public struct ReadinessCheck: Sendable {
             try publisher.checkDelivering()
         } catch {
             throw .dependencyUnavailable(name: "Kafka", reason: error.description)
+        }
+        guard let processor else { return }
+        do {
+            try processor.checkDeadLetterTopic(timeout: Self.kafkaTimeout)
+        } catch {
+            throw .dependencyUnavailable(name: "Kafka dead-letter topic \(processor.deadLetterTopic)", reason: error.description)
         }
     }
 }

@@ -15,6 +15,11 @@ import Synchronization
 public final class ServiceMetrics: Sendable {
     private let registry: PrometheusCollectorRegistry
     private let factory: PrometheusMetricsFactory
+    /// Gauges by label value, made on first sight of the value (a Redis primary, a partition): rare events, so a
+    /// lock is fine here.
+    private let redisUsedMemory = Mutex<[String: CoreMetrics.Gauge]>([:])
+    private let consumerLagGauges = Mutex<[String: CoreMetrics.Gauge]>([:])
+    private let consumerGroupLagGauges = Mutex<[String: CoreMetrics.Gauge]>([:])
 
     private struct RequestKey: Hashable, Sendable {
         var route: String
@@ -57,8 +62,10 @@ public final class ServiceMetrics: Sendable {
     let outboxResent: CoreMetrics.Counter
     let transfersReconciled: CoreMetrics.Counter
     let eventProcessingDuration = AtomicHistogram(bounds: ServiceMetrics.durationBuckets)
-    /// Redis memory per primary, made on first sight of a primary (the sweeper records it every few seconds).
-    private let redisUsedMemory = Mutex<[String: CoreMetrics.Gauge]>([:])
+    /// Partition positions reset because their offset was no longer in the log: the events in between were skipped.
+    let consumerOffsetResets: CoreMetrics.Counter
+    /// Kafka producers replaced after a fatal error.
+    let kafkaProducersReplaced: CoreMetrics.Counter
 
     /// Metrics recorded in a registry of their own.
     public init() {
@@ -75,17 +82,13 @@ public final class ServiceMetrics: Sendable {
         outboxOldestDueAge = CoreMetrics.Gauge(label: "transfer_outbox_oldest_due_age_seconds", factory: factory)
         outboxResent = CoreMetrics.Counter(label: "transfer_outbox_resent_total", factory: factory)
         transfersReconciled = CoreMetrics.Counter(label: "transfers_reconciled_total", factory: factory)
+        consumerOffsetResets = CoreMetrics.Counter(label: "consumer_offset_resets_total", factory: factory)
+        kafkaProducersReplaced = CoreMetrics.Counter(label: "kafka_producers_replaced_total", factory: factory)
     }
 
     /// Records how much memory a Redis primary uses (`used_memory` of `INFO memory`), by node.
     func recordRedisUsedMemory(node: String, bytes: Int) {
-        let gauge = redisUsedMemory.withLock { gauges in
-            if let gauge = gauges[node] { return gauge }
-            let gauge = CoreMetrics.Gauge(label: "redis_used_memory_bytes", dimensions: [("node", node)], factory: factory)
-            gauges[node] = gauge
-            return gauge
-        }
-        gauge.record(bytes)
+        gauge(in: redisUsedMemory, label: "redis_used_memory_bytes", dimension: ("node", node)).record(bytes)
     }
 
     /// Counts one HTTP request and records its duration.
@@ -107,6 +110,27 @@ public final class ServiceMetrics: Sendable {
     /// Counts a failed call to a dependency ("redis" or "kafka").
     func recordDependencyError(_ dependency: String) {
         dependencyErrors.series(dependency, labels: [("dependency", dependency)]).increment()
+    }
+
+    /// Sets how many events of `partition` wait for this instance's consumer (0 for a partition it no longer has).
+    func recordConsumerLag(partition: Int32, events: Int64) {
+        gauge(in: consumerLagGauges, label: "consumer_lag", dimension: ("partition", String(partition))).record(events)
+    }
+
+    /// Sets how many events of `partition` come after the group's committed offset, whoever owns it.
+    func recordConsumerGroupLag(partition: Int32, events: Int64) {
+        gauge(in: consumerGroupLagGauges, label: "consumer_group_lag", dimension: ("partition", String(partition))).record(events)
+    }
+
+    private func gauge(
+        in cache: borrowing Mutex<[String: CoreMetrics.Gauge]>, label: String, dimension: (name: String, value: String)
+    ) -> CoreMetrics.Gauge {
+        cache.withLock { gauges in
+            if let gauge = gauges[dimension.value] { return gauge }
+            let gauge = CoreMetrics.Gauge(label: label, dimensions: [(dimension.name, dimension.value)], factory: factory)
+            gauges[dimension.value] = gauge
+            return gauge
+        }
     }
 
     /// Everything in the Prometheus text exposition format.

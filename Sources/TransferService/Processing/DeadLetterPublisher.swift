@@ -3,28 +3,84 @@ import Synchronization
 
 /// Sends events that can never be processed to `<topic>.dlq`, with the reason in a `reason` header, and waits for
 /// Kafka to confirm each one, so the consumer moves past an event only once it is safely parked.
+///
+/// The dead-letter topic is never created here (a cluster's defaults, e.g. its retention, may not suit it): while it
+/// does not exist, dead-lettering fails with `topicMissing` and the event waits.
 final class DeadLetterPublisher: Sendable {
     /// The header that carries why the event was dead-lettered.
     static let reasonHeader = "reason"
 
     let topic: String
-    private let producer: KafkaProducer
+    private let producerConfiguration: KafkaProducerConfiguration
+    /// Replaced by a new one after a fatal error (an idempotent producer that failed fatally takes nothing more).
+    private let producer: Mutex<KafkaProducer>
     private let lastFailure: FailureSlot
+    /// Set once a metadata answer showed the topic; until then every dead letter (and readiness probe) asks.
+    private let topicSeen = Atomic<Bool>(false)
 
     /// A publisher to `<sourceTopic>.dlq`.
     init(sourceTopic: String, producerConfiguration: KafkaProducerConfiguration) throws(KafkaError) {
         topic = sourceTopic + ".dlq"
+        var producerConfiguration = producerConfiguration
+        producerConfiguration.createsMissingTopics = false
+        self.producerConfiguration = producerConfiguration
         let lastFailure = FailureSlot()
         self.lastFailure = lastFailure
-        producer = try KafkaProducer(configuration: producerConfiguration, onDeliveryReports: { reports in
+        producer = Mutex(try Self.makeProducer(producerConfiguration, lastFailure: lastFailure))
+    }
+
+    private static func makeProducer(_ configuration: KafkaProducerConfiguration, lastFailure: FailureSlot) throws(KafkaError) -> KafkaProducer {
+        try KafkaProducer(configuration: configuration, onDeliveryReports: { reports in
             if let failure = reports.lazy.compactMap(\.error).first {
                 lastFailure.error.withLock { $0 = failure }
             }
         })
     }
 
+    /// Throws `topicMissing` when the cluster says the dead-letter topic does not exist (asked until it once did).
+    func checkTopic(timeout: Duration) throws(DeadLetterError) {
+        guard !topicSeen.load(ordering: .relaxed) else { return }
+        let partitions: Int?
+        do {
+            partitions = try producer.withLock { $0 }.partitionCount(of: topic, timeout: timeout)
+        } catch {
+            throw .kafka(error)
+        }
+        guard partitions != nil else { throw .topicMissing(topic) }
+        topicSeen.store(true, ordering: .relaxed)
+    }
+
     /// Sends `message` with `reason` and waits up to `timeout` for its delivery report. Used by one thread at a time.
-    func deadLetter(_ message: KafkaMessage, reason: String, timeout: Duration) throws(KafkaError) {
+    /// After a fatal error of the producer it is replaced, and the error is thrown so the caller retries.
+    func deadLetter(_ message: KafkaMessage, reason: String, timeout: Duration) throws(DeadLetterError) {
+        try checkTopic(timeout: timeout)
+        do {
+            try sendReplacingAfterFatalError(message, reason: reason, timeout: timeout)
+        } catch {
+            throw .kafka(error)
+        }
+    }
+
+    private func sendReplacingAfterFatalError(_ message: KafkaMessage, reason: String, timeout: Duration) throws(KafkaError) {
+        do {
+            try send(message, reason: reason, timeout: timeout)
+        } catch {
+            if var fatal = producer.withLock({ $0.fatalError }) {
+                let fresh = try Self.makeProducer(producerConfiguration, lastFailure: lastFailure)
+                let failed = producer.withLock { producer in
+                    defer { producer = fresh }
+                    return producer
+                }
+                failed.shutdown(timeout: .zero)
+                fatal.message = "the dead-letter producer failed fatally and was replaced: \(fatal.message)"
+                throw fatal
+            }
+            throw error
+        }
+    }
+
+    private func send(_ message: KafkaMessage, reason: String, timeout: Duration) throws(KafkaError) {
+        let producer = self.producer.withLock { $0 }
         lastFailure.error.withLock { $0 = nil }
         let headers = message.headers + [
             KafkaHeader(key: Self.reasonHeader, value: Array(reason.utf8)),
@@ -39,7 +95,21 @@ final class DeadLetterPublisher: Sendable {
 
     /// Waits briefly for anything in flight, then releases the producer.
     func shutdown() {
-        producer.shutdown(timeout: .seconds(1))
+        producer.withLock { $0 }.shutdown(timeout: .seconds(1))
+    }
+}
+
+/// Why a message could not be parked on the dead-letter topic.
+enum DeadLetterError: Error, Sendable, CustomStringConvertible {
+    /// The cluster has no such topic; nothing is sent until it is created.
+    case topicMissing(String)
+    case kafka(KafkaError)
+
+    var description: String {
+        switch self {
+        case .topicMissing(let topic): "the dead-letter topic \(topic) does not exist"
+        case .kafka(let error): "\(error)"
+        }
     }
 }
 

@@ -14,16 +14,29 @@ import Glibc
 /// succeeded, so a crash replays them, which the version check makes harmless. Redis being down is retried with
 /// backoff, never skipped; a message that can never be processed (not a transfer event, or its stored record is
 /// unreadable) is sent to `<topic>.dlq` with the reason, and skipped once Kafka has it.
+///
+/// Group membership: every assignment and revocation is logged; events polled before their partition was revoked
+/// are left to the partition's next owner. A stop while the first join is still unanswered waits (briefly) for the
+/// answer, because a member without its id cannot leave the group, and the coordinator would keep handing it
+/// partitions that nobody reads until its session times out.
 public final class TransferProcessor: Sendable {
     /// The most events applied in one Redis round trip.
     static let batchSize = 256
+    /// How often librdkafka reports statistics (the per-partition lag); each costs one JSON parse.
+    static let statisticsInterval: Duration = .seconds(5)
+    /// How long a stop waits for an unanswered group join, so that the member can leave properly.
+    static let joinWaitOnStop: Duration = .seconds(5)
+    /// How often the group's committed lag of every partition is read (whichever member owns it).
+    static let groupLagInterval: DispatchTimeInterval = .seconds(15)
 
     private let consumer: KafkaConsumer
     private let deadLetters: DeadLetterPublisher
     private let repository: TransferRepository
     private let metrics: ServiceMetrics
     private let logger: Logger
+    private let topic: String
     private let queue = DispatchQueue(label: "transfer-processor")
+    private let groupLagQueue = DispatchQueue(label: "transfer-processor-group-lag")
     private let stopRequested = Atomic<Bool>(false)
     private let finished = DispatchGroup()
 
@@ -33,19 +46,45 @@ public final class TransferProcessor: Sendable {
         repository: TransferRepository, metrics: ServiceMetrics, logger: Logger
     ) throws(KafkaError) {
         deadLetters = try DeadLetterPublisher(sourceTopic: topic, producerConfiguration: deadLetterProducerConfiguration)
-        consumer = try KafkaConsumer(configuration: consumerConfiguration)
+        var consumerConfiguration = consumerConfiguration
+        consumerConfiguration.statisticsInterval = consumerConfiguration.statisticsInterval ?? Self.statisticsInterval
+        let events = ConsumerEventRecorder(metrics: metrics, logger: logger)
+        consumer = try KafkaConsumer(configuration: consumerConfiguration, onEvent: events.record)
         try consumer.subscribe(topics: [topic])
+        self.topic = topic
         self.repository = repository
         self.metrics = metrics
         self.logger = logger
     }
 
-    /// Starts consuming on the background queue.
+    /// Starts consuming on the background queue, and reading the group's lag periodically.
     public func start() {
         finished.enter()
         queue.async { [self] in
             run()
             finished.leave()
+        }
+        scheduleGroupLagReading()
+    }
+
+    private func scheduleGroupLagReading() {
+        groupLagQueue.asyncAfter(deadline: .now() + Self.groupLagInterval) { [self] in
+            guard !isStopping else { return }
+            recordGroupLag()
+            scheduleGroupLagReading()
+        }
+    }
+
+    /// The group's lag per partition from its committed offsets, whichever member owns the partition: unlike the
+    /// statistics of this instance's own partitions, it shows a partition that no live member reads (e.g. one held
+    /// by a member that is gone, until its session times out).
+    private func recordGroupLag() {
+        do {
+            for partition in try consumer.groupLag(topic: topic, timeout: .milliseconds(500)) {
+                metrics.recordConsumerGroupLag(partition: partition.partition, events: partition.lag)
+            }
+        } catch {
+            logger.debug("cannot read the consumer group's lag", metadata: ["error": "\(error)"])
         }
     }
 
@@ -53,6 +92,8 @@ public final class TransferProcessor: Sendable {
     public func stop() {
         stopRequested.store(true, ordering: .relaxed)
         finished.wait()
+        groupLagQueue.sync {}  // lets a reading in progress finish before the consumer closes
+        waitForGroupMembership()
         do {
             try consumer.commit()
         } catch {
@@ -64,15 +105,45 @@ public final class TransferProcessor: Sendable {
 
     private var isStopping: Bool { stopRequested.load(ordering: .relaxed) }
 
+    /// Until the group has answered this member's join (bounded by `joinWaitOnStop`), keeps polling so the answer is
+    /// taken in; messages that arrive meanwhile are not processed (nor stored), so the group redelivers them.
+    private func waitForGroupMembership() {
+        if consumer.memberID == nil {
+            logger.info("stopping while the consumer group join is unanswered; waiting for it so this member can leave the group")
+            let deadline = ContinuousClock.now + Self.joinWaitOnStop
+            while consumer.memberID == nil && ContinuousClock.now < deadline {
+                _ = try? consumer.poll(maxMessages: Self.batchSize, timeout: .milliseconds(100))
+            }
+        }
+        if let memberID = consumer.memberID {
+            logger.info("leaving the consumer group", metadata: ["member_id": "\(memberID)"])
+        } else {
+            logger.warning(
+                "stopping before the consumer group answered this member's join: it cannot leave the group, which keeps it (and any partitions it gets) until its session times out",
+                metadata: ["waited": "\(Self.joinWaitOnStop)"]
+            )
+        }
+    }
+
     private func run() {
         while !isStopping {
-            let messages: [KafkaMessage]
+            let polled: [KafkaMessage]
             do {
-                messages = try consumer.poll(maxMessages: Self.batchSize, timeout: .milliseconds(100))
+                polled = try consumer.poll(maxMessages: Self.batchSize, timeout: .milliseconds(100))
             } catch {
+                // Only a closed consumer throws here; errors met while polling went to ConsumerEventRecorder.
                 logger.warning("Kafka consumer error", metadata: ["error": "\(error)"])
                 metrics.recordDependencyError("kafka")
                 continue
+            }
+            // A rebalance served while the batch was polled may have taken some of these partitions away: their new
+            // owner reads them again from the last commit.
+            let messages = polled.filter(consumer.isStillAssigned)
+            if messages.count < polled.count {
+                logger.info(
+                    "leaving events of revoked partitions to their new owner",
+                    metadata: ["events": "\(polled.count - messages.count)"]
+                )
             }
             guard !messages.isEmpty else { continue }
             guard process(messages) else { return }  // stopping before they were handled: they will be redelivered
@@ -149,14 +220,38 @@ public final class TransferProcessor: Sendable {
         }
     }
 
-    /// Parks a message that can never be processed in the dead-letter topic; retried until Kafka confirms it.
+    /// Throws unless the dead-letter topic exists (it is never created by the service).
+    func checkDeadLetterTopic(timeout: Duration) throws(DeadLetterError) {
+        try deadLetters.checkTopic(timeout: timeout)
+    }
+
+    /// The topic that messages which can never be processed go to.
+    var deadLetterTopic: String { deadLetters.topic }
+
+    /// Parks a message that can never be processed in the dead-letter topic; retried until Kafka confirms it. While
+    /// the topic does not exist the message waits (the consumer with it), said once at error level.
     private func deadLetter(_ message: KafkaMessage, reason: String) -> Bool {
         logger.error(
             "dead-lettering a message that cannot be processed",
             metadata: ["partition": "\(message.partition)", "offset": "\(message.offset)", "reason": "\(reason)", "dlq": "\(deadLetters.topic)"]
         )
-        let sent: Void? = retryingUntilStopped("dead-letter a message", count: 1) { () throws(KafkaError) in
-            try deadLetters.deadLetter(message, reason: reason, timeout: .seconds(5))
+        var reportedMissingTopic = false
+        let sent: Void? = retryingUntilStopped("dead-letter a message", count: 1, isQuiet: { reportedMissingTopic }) { () throws(DeadLetterError) in
+            do throws(DeadLetterError) {
+                try deadLetters.deadLetter(message, reason: reason, timeout: .seconds(5))
+            } catch {
+                if case .topicMissing(let topic) = error, !reportedMissingTopic {
+                    reportedMissingTopic = true
+                    logger.error(
+                        "the dead-letter topic does not exist: this message, and the consumer with it, waits until it is created (readiness fails meanwhile)",
+                        metadata: ["dlq": "\(topic)", "partition": "\(message.partition)", "offset": "\(message.offset)"]
+                    )
+                }
+                throw error
+            }
+        }
+        if reportedMissingTopic && sent != nil {
+            logger.notice("the dead-letter topic exists now; the waiting message is parked there", metadata: ["dlq": "\(deadLetters.topic)"])
         }
         guard sent != nil else { return false }
         metrics.deadLettered.increment()
@@ -165,17 +260,17 @@ public final class TransferProcessor: Sendable {
     }
 
     /// Runs `attempt` until it succeeds, backing off between failures (a dependency is down); nil if asked to
-    /// stop first.
+    /// stop first. Each failure is a warning, or debug while `isQuiet` (the failure was already explained).
     private func retryingUntilStopped<Value, Failure: Error>(
-        _ action: String, count: Int, _ attempt: () throws(Failure) -> Value
+        _ action: String, count: Int, isQuiet: () -> Bool = { false }, _ attempt: () throws(Failure) -> Value
     ) -> Value? {
         var backoff = Duration.milliseconds(50)
         while true {
             do {
                 return try attempt()
             } catch {
-                logger.warning(
-                    "cannot \(action) yet; retrying",
+                logger.log(
+                    level: isQuiet() ? .debug : .warning, "cannot \(action) yet; retrying",
                     metadata: ["events": "\(count)", "error": "\(error)", "retry_in": "\(backoff)"]
                 )
             }
@@ -231,12 +326,13 @@ extension CompletionOutcome {
 }
 
 extension Result where Success == CompletionOutcome, Failure == RepositoryError {
-    /// A failure that may pass (Redis away, a lost reply); the others are about the event itself.
+    /// A failure that may pass (Redis away or refusing for now, a lost reply): the event is applied again. The others
+    /// are about the event itself (it can never be applied) and send it to the dead-letter topic.
     var isRetryable: Bool {
         guard case .failure(let error) = self else { return false }
         switch error {
-        case .unavailable, .authenticationFailed, .outcomeUnknown, .notReplicated, .unexpectedReply, .nothingStored: return true
-        case .unreadableRecord, .invalidEvent: return false
+        case .unavailable, .authenticationFailed, .outcomeUnknown, .notReplicated, .nothingStored: return true
+        case .unreadableRecord, .invalidEvent, .unexpectedReply: return false
         }
     }
 }

@@ -1,7 +1,11 @@
+import Dispatch
 import KafkaClient
 import Logging
 import Synchronization
 import Transfers
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Publishes transfer events to Kafka, so that a transfer answered 202 is never lost.
 ///
@@ -20,7 +24,7 @@ public final class OutboxPublisher: Sendable {
 
     private let topic: String
     private let repository: TransferRepository
-    private let producer: KafkaProducer
+    private let producer: ReplaceableProducer
     private let metrics: ServiceMetrics
     private let logger: Logger
     private let delivery: DeliveryTracker
@@ -38,15 +42,12 @@ public final class OutboxPublisher: Sendable {
         self.delivery = delivery
         var configuration = producerConfiguration
         configuration.deliveryTimeout = Self.deliveryTimeout
-        producer = try KafkaProducer(
+        producer = try ReplaceableProducer(
             configuration: configuration,
             onDeliveryReports: { [repository, metrics, logger] reports in
                 OutboxPublisher.handle(reports, repository: repository, delivery: delivery, metrics: metrics, logger: logger)
             },
-            onError: { [logger, metrics] error in
-                logger.warning("Kafka producer error", metadata: ["error": "\(error)"])
-                metrics.recordDependencyError("kafka")
-            }
+            metrics: metrics, logger: logger
         )
     }
 
@@ -67,7 +68,7 @@ public final class OutboxPublisher: Sendable {
 
     /// Throws when no Kafka broker answers a metadata request within `timeout`.
     public func checkKafkaReachable(timeout: Duration) throws(KafkaError) {
-        try producer.checkClusterReachable(timeout: timeout)
+        try producer.current().checkClusterReachable(timeout: timeout)
     }
 
     /// Throws when events have been sent for longer than `deliveryStallLimit` without any being delivered.
@@ -88,7 +89,7 @@ public final class OutboxPublisher: Sendable {
         do {
             // No waiting for room in a full queue (Kafka has been away a while): the caller may be an HTTP request,
             // and the sweeper sends the event again later anyway.
-            try producer.send(topic: topic, key: key.map { Array($0.utf8) }, value: event, waitForRoom: false)
+            try producer.current().send(topic: topic, key: key.map { Array($0.utf8) }, value: event, waitForRoom: false)
             return true
         } catch {
             // Debug, not warning: in an outage this happens for every transfer; the producer's own errors, the
@@ -153,5 +154,84 @@ private final class DeliveryTracker: Sendable {
 
     private func elapsedNanoseconds() -> Int64 {
         (ContinuousClock.now - origin).nanoseconds
+    }
+}
+
+/// The outbox's Kafka producer, replaced by a new one when librdkafka reports a fatal error: an idempotent
+/// producer that lost track of its sequence numbers takes nothing more, and would otherwise leave every new event to
+/// the outbox's resends, which fail the same way. What the old producer still held gets failed delivery reports
+/// (the entries stay in the outbox and are sent again once their lease runs out).
+private final class ReplaceableProducer: Sendable {
+    private let configuration: KafkaProducerConfiguration
+    private let onDeliveryReports: @Sendable ([KafkaDeliveryReport]) -> Void
+    private let metrics: ServiceMetrics
+    private let logger: Logger
+    private let producer = Mutex<KafkaProducer?>(nil)
+    /// Replacements run here, off the failed producer's poll thread, which its shutdown joins.
+    private let replacementQueue = DispatchQueue(label: "outbox-producer-replacement")
+    private let replacing = Atomic<Bool>(false)
+    private let isShutDown = Atomic<Bool>(false)
+
+    init(
+        configuration: KafkaProducerConfiguration, onDeliveryReports: @escaping @Sendable ([KafkaDeliveryReport]) -> Void,
+        metrics: ServiceMetrics, logger: Logger
+    ) throws(KafkaError) {
+        self.configuration = configuration
+        self.onDeliveryReports = onDeliveryReports
+        self.metrics = metrics
+        self.logger = logger
+        let first = try makeProducer()
+        producer.withLock { $0 = first }
+    }
+
+    /// The producer to use now; a caller holding one that gets replaced meanwhile sees its sends fail (the outbox
+    /// resends those events).
+    func current() throws(KafkaError) -> KafkaProducer {
+        guard let current = producer.withLock({ $0 }) else { throw KafkaError(code: -172, name: "_STATE", message: "the outbox producer is shut down") }
+        return current
+    }
+
+    func shutdown(timeout: Duration) {
+        isShutDown.store(true, ordering: .relaxed)
+        replacementQueue.sync {}  // lets a replacement in progress finish
+        producer.withLock { producer in defer { producer = nil }; return producer }?.shutdown(timeout: timeout)
+    }
+
+    private func makeProducer() throws(KafkaError) -> KafkaProducer {
+        try KafkaProducer(configuration: configuration, onDeliveryReports: onDeliveryReports, onError: { [weak self] error in
+            self?.handle(error)
+        })
+    }
+
+    /// Runs on the producer's poll thread.
+    private func handle(_ error: KafkaError) {
+        metrics.recordDependencyError("kafka")
+        guard error.isFatal else {
+            logger.warning("Kafka producer error", metadata: ["error": "\(error)"])
+            return
+        }
+        logger.error("Kafka producer failed fatally; replacing it with a new one", metadata: ["error": "\(error)"])
+        guard !replacing.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        replacementQueue.async { [self] in replace() }
+    }
+
+    private func replace() {
+        defer { replacing.store(false, ordering: .releasing) }
+        var backoffMilliseconds: UInt32 = 100
+        while !isShutDown.load(ordering: .relaxed) {
+            do {
+                let fresh = try makeProducer()
+                let failed = producer.withLock { producer in defer { producer = fresh }; return producer }
+                // Nothing more gets through the failed one: fail what it holds now, so the outbox resends it.
+                failed?.shutdown(timeout: .zero)
+                metrics.kafkaProducersReplaced.increment()
+                logger.notice("new Kafka producer in place of the failed one; the outbox resends what the old one had not delivered")
+                return
+            } catch {
+                logger.error("cannot create a new Kafka producer yet; retrying", metadata: ["error": "\(error)", "retry_in_ms": "\(backoffMilliseconds)"])
+                usleep(backoffMilliseconds * 1000)
+                backoffMilliseconds = min(backoffMilliseconds * 2, 5_000)
+            }
+        }
     }
 }
