@@ -1,10 +1,16 @@
 import KafkaClient
+import KafkaDevSupport
 
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+
+/// A fault command that cannot be carried out; its text is answered after `error `.
+struct UsageError: Error, CustomStringConvertible {
+    var description: String
+}
 
 /// One fault-injection command read from stdin.
 ///

@@ -1,34 +1,13 @@
 import Dispatch
-import FoundationEssentials
 #if canImport(Glibc)
 import Glibc
 #endif
 import Logging
 import TransferService
 
-// Reads the configuration, starts the service and runs until SIGTERM or SIGINT.
-
-let arguments = Array(CommandLine.arguments.dropFirst())
-if arguments.contains("--help") || arguments.contains("-h") {
-    print(ServiceConfiguration.usage)
-    print("\n`transfer-service healthcheck` exits 0 when the local service answers GET /healthz with 200.")
-    exit(0)
-}
-
-let isHealthCheck = arguments.first == "healthcheck"
-let configuration: ServiceConfiguration
-do {
-    configuration = try ServiceConfiguration.load(
-        environment: ProcessInfo.processInfo.environment, arguments: Array(arguments.dropFirst(isHealthCheck ? 1 : 0))
-    )
-} catch {
-    let line = "transfer-service: \(error)\n"
-    _ = line.withCString { write(STDERR_FILENO, $0, strlen($0)) }
-    exit(2)
-}
-if isHealthCheck {
-    exit(HealthProbe.run(port: configuration.httpPort))
-}
+// Reads the configuration (flags, environment, subcommands: TransferServiceCommand), starts the service and
+// runs until SIGTERM or SIGINT.
+let configuration = TransferServiceCommand.configurationOrExit()
 
 let logLevel = Logger.Level(rawValue: configuration.logLevel) ?? .info
 LoggingSystem.bootstrap { label in

@@ -5,11 +5,13 @@ public struct ReadinessCheck: Sendable {
 
     private let repository: TransferRepository
     private let publisher: OutboxPublisher
+    private let topics: KafkaTopicAvailability?
 
-    /// Checks the dependencies behind `repository` and `publisher`.
-    public init(repository: TransferRepository, publisher: OutboxPublisher) {
+    /// Checks the dependencies behind `repository` and `publisher`, and that the Kafka `topics` exist.
+    public init(repository: TransferRepository, publisher: OutboxPublisher, topics: KafkaTopicAvailability? = nil) {
         self.repository = repository
         self.publisher = publisher
+        self.topics = topics
     }
 
     /// Throws `dependencyUnavailable` naming the first dependency that does not answer.
@@ -23,6 +25,14 @@ public struct ReadinessCheck: Sendable {
             try publisher.checkKafkaReachable(timeout: Self.kafkaTimeout)
         } catch {
             throw .dependencyUnavailable(name: "Kafka", reason: error.description)
+        }
+        try checkKafkaTopics()
+    }
+
+    /// The transfer topic and its dead-letter topic exist (the last background check's answer; no request here).
+    private func checkKafkaTopics() throws(APIError) {
+        if let failure = topics?.readinessFailure {
+            throw .dependencyUnavailable(name: failure.name, reason: failure.reason)
         }
     }
 }

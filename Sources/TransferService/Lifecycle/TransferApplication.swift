@@ -9,6 +9,7 @@ public final class TransferApplication: Sendable {
     private let publisher: OutboxPublisher
     private let processor: TransferProcessor
     private let server: HTTPServer
+    private let topics: KafkaTopicAvailability
 
     /// Builds every part from `configuration`; nothing runs until `start`.
     public init(configuration: ServiceConfiguration, logger: Logger) throws(StartupError) {
@@ -18,6 +19,9 @@ public final class TransferApplication: Sendable {
         let metrics = ServiceMetrics()
         let repository = TransferRepository(pool: pool, metrics: metrics)
         do {
+            // Before the clients: topics created here are there when the consumer subscribes.
+            topics = try KafkaTopicAvailability(configuration: configuration, logger: logger)
+            topics.checkNow()
             publisher = try OutboxPublisher(
                 topic: configuration.kafkaTopic, producerConfiguration: configuration.kafkaProducer,
                 repository: repository, metrics: metrics, logger: logger
@@ -41,7 +45,7 @@ public final class TransferApplication: Sendable {
             configuration: httpConfiguration,
             responder: ServiceRoutes(
                 repository: repository, publisher: publisher,
-                readinessCheck: ReadinessCheck(repository: repository, publisher: publisher),
+                readinessCheck: ReadinessCheck(repository: repository, publisher: publisher, topics: topics),
                 authenticator: Authenticator(tokens: configuration.apiTokens), metrics: metrics, logger: logger
             )
         )
@@ -57,6 +61,7 @@ public final class TransferApplication: Sendable {
         }
         processor.start()
         publisher.startSweeping()
+        topics.startBackgroundChecks()
         do {
             try server.start()
         } catch {
@@ -67,6 +72,7 @@ public final class TransferApplication: Sendable {
             metadata: [
                 "http": "\(configuration.httpHost):\(server.port)", "kafka": "\(configuration.kafkaBootstrapServers)",
                 "topic": "\(configuration.kafkaTopic)", "redis": "\(configuration.redisHost):\(configuration.redisPort)",
+                "kafka_properties": "\(configuration.kafkaPropertiesFile?.redactedDescription ?? "none")",
             ]
         )
     }
@@ -74,6 +80,7 @@ public final class TransferApplication: Sendable {
     /// Stops taking requests, finishes in-flight ones, stops the consumer after its current event (committing its
     /// offsets) and flushes the producer.
     public func stop() {
+        topics.stop()
         server.stop()
         processor.stop()
         publisher.shutdown(timeout: .seconds(2))

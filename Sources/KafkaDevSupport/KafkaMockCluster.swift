@@ -1,4 +1,5 @@
 import CRdKafka
+import KafkaClient
 
 /// librdkafka's in-process mock Kafka cluster, listening on loopback TCP: for development and tests only.
 /// Clients connect to it like to any Kafka cluster, through `bootstrapServers`.

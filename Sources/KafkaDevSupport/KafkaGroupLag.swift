@@ -1,4 +1,5 @@
 import CRdKafka
+import KafkaClient
 
 /// One partition's progress for a consumer group: where the group will resume and where the log ends.
 public struct KafkaPartitionLag: Sendable, Equatable {
