@@ -20,25 +20,22 @@ public enum KafkaTopicCreation: Sendable, Equatable {
     case created
     /// It was there already.
     case alreadyExisted
-    /// The brokers have no CreateTopics API (Kafka before 0.10.1, librdkafka's mock cluster); the topic was
-    /// auto-created by a metadata request instead, with the broker's default partitions and replication.
-    case autoCreated
 }
 
-/// Topic administration: which topics exist, and creating them.
+/// Topic administration: which topics exist (metadata requests), and creating them (CreateTopics).
 ///
 /// Asking about a topic never creates it (`allow.auto.create.topics=false`), so a missing topic is reported as
 /// missing even by brokers that auto-create topics. Safe to share: librdkafka handles are thread-safe and the
 /// handle never changes after init.
 public final class KafkaAdminClient: @unchecked Sendable {
     private let handle: OpaquePointer
-    private let baseProperties: [(String, String)]
 
     /// A client for the cluster at `bootstrapServers`; `properties` (security settings, client.id...) are applied
     /// as given. It connects on first use.
     public init(bootstrapServers: String, properties: [String: String] = [:]) throws(KafkaError) {
-        baseProperties = [("bootstrap.servers", bootstrapServers)] + properties.sorted { $0.key < $1.key }
-        let conf = try makeRdKafkaConf(baseProperties + [("allow.auto.create.topics", "false")])
+        let conf = try makeRdKafkaConf(
+            [("bootstrap.servers", bootstrapServers)] + properties.sorted { $0.key < $1.key } + [("allow.auto.create.topics", "false")]
+        )
         handle = try makeRdKafkaHandle(RD_KAFKA_PRODUCER, conf: conf)
     }
 
@@ -51,24 +48,15 @@ public final class KafkaAdminClient: @unchecked Sendable {
     /// `TOPIC_AUTHORIZATION_FAILED`).
     public func missingTopics(_ topics: [String], timeout: Duration) throws(KafkaError) -> [String] {
         var missing: [String] = []
-        for topic in topics where try !topicExists(topic, timeout: timeout, on: handle) {
+        for topic in topics where try !topicExists(topic, timeout: timeout) {
             missing.append(topic)
         }
         return missing
     }
 
-    /// Creates the topics with CreateTopics, waiting up to `timeout` for the controller to finish. A topic that
-    /// exists already is not an error. Brokers without CreateTopics are asked to auto-create each topic instead
-    /// (`.autoCreated`); if they will not, that topic's error is thrown.
+    /// Creates the topics with CreateTopics, asking the controller to answer only once they exist (within
+    /// `timeout`). A topic that exists already is not an error; any other failure is thrown, naming the topic.
     public func createTopics(_ topics: [KafkaNewTopic], timeout: Duration) throws(KafkaError) -> [String: KafkaTopicCreation] {
-        do {
-            return try createWithAdminAPI(topics, timeout: timeout)
-        } catch where error.code == RD_KAFKA_RESP_ERR__UNSUPPORTED_FEATURE.rawValue {
-            return try autoCreate(topics.map(\.name), timeout: timeout)
-        }
-    }
-
-    private func createWithAdminAPI(_ topics: [KafkaNewTopic], timeout: Duration) throws(KafkaError) -> [String: KafkaTopicCreation] {
         var errorText = [CChar](repeating: 0, count: 512)
         var newTopics: [OpaquePointer?] = []
         defer { for newTopic in newTopics { rd_kafka_NewTopic_destroy(newTopic) } }
@@ -123,52 +111,29 @@ public final class KafkaAdminClient: @unchecked Sendable {
         return outcomes
     }
 
-    /// Asks for each missing topic with a client that allows auto-creation.
-    private func autoCreate(_ topics: [String], timeout: Duration) throws(KafkaError) -> [String: KafkaTopicCreation] {
-        let conf = try makeRdKafkaConf(baseProperties + [("allow.auto.create.topics", "true")])
-        let creator = try makeRdKafkaHandle(RD_KAFKA_PRODUCER, conf: conf)
-        defer { rd_kafka_destroy(creator) }
-        var outcomes: [String: KafkaTopicCreation] = [:]
-        for topic in topics {
-            if try topicExists(topic, timeout: timeout, on: handle) {
-                outcomes[topic] = .alreadyExisted
-                continue
-            }
-            _ = try? topicExists(topic, timeout: timeout, on: creator)
-            guard try topicExists(topic, timeout: timeout, on: handle) else {
-                throw KafkaError(
-                    RD_KAFKA_RESP_ERR__UNSUPPORTED_FEATURE,
-                    message: "creating topic \(topic): the brokers support neither CreateTopics nor auto-creation"
-                )
-            }
-            outcomes[topic] = .autoCreated
+    /// One metadata request about `topic`: true when the cluster has it (even while its partitions still elect
+    /// leaders), false when it does not.
+    private func topicExists(_ topic: String, timeout: Duration) throws(KafkaError) -> Bool {
+        guard let topicHandle = rd_kafka_topic_new(handle, topic, nil) else {
+            throw KafkaError(RD_KAFKA_RESP_ERR__INVALID_ARG, message: "topic \(topic): not a valid topic name")
         }
-        return outcomes
-    }
-}
-
-/// One metadata request about `topic` on `handle`: true when the cluster has it (even while its partitions still
-/// elect leaders), false when it does not.
-private func topicExists(_ topic: String, timeout: Duration, on handle: OpaquePointer) throws(KafkaError) -> Bool {
-    guard let topicHandle = rd_kafka_topic_new(handle, topic, nil) else {
-        throw KafkaError(RD_KAFKA_RESP_ERR__INVALID_ARG, message: "topic \(topic): not a valid topic name")
-    }
-    defer { rd_kafka_topic_destroy(topicHandle) }
-    var metadata: UnsafePointer<rd_kafka_metadata>?
-    let err = rd_kafka_metadata(handle, 0, topicHandle, &metadata, timeout.wholeMilliseconds)
-    defer { if let metadata { rd_kafka_metadata_destroy(metadata) } }
-    guard err == RD_KAFKA_RESP_ERR_NO_ERROR, let metadata else {
-        throw KafkaError(err, message: "metadata of topic \(topic): \(String(cString: rd_kafka_err2str(err)))")
-    }
-    for index in 0..<Int(metadata.pointee.topic_cnt) {
-        let entry = metadata.pointee.topics[index]
-        guard String(cString: entry.topic) == topic else { continue }
-        switch entry.err {
-        case RD_KAFKA_RESP_ERR_NO_ERROR, RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE: return true
-        case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART: return false
-        default:
-            throw KafkaError(entry.err, message: "metadata of topic \(topic): \(String(cString: rd_kafka_err2str(entry.err)))")
+        defer { rd_kafka_topic_destroy(topicHandle) }
+        var metadata: UnsafePointer<rd_kafka_metadata>?
+        let err = rd_kafka_metadata(handle, 0, topicHandle, &metadata, timeout.wholeMilliseconds)
+        defer { if let metadata { rd_kafka_metadata_destroy(metadata) } }
+        guard err == RD_KAFKA_RESP_ERR_NO_ERROR, let metadata else {
+            throw KafkaError(err, message: "metadata of topic \(topic): \(String(cString: rd_kafka_err2str(err)))")
         }
+        for index in 0..<Int(metadata.pointee.topic_cnt) {
+            let entry = metadata.pointee.topics[index]
+            guard String(cString: entry.topic) == topic else { continue }
+            switch entry.err {
+            case RD_KAFKA_RESP_ERR_NO_ERROR, RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE: return true
+            case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART: return false
+            default:
+                throw KafkaError(entry.err, message: "metadata of topic \(topic): \(String(cString: rd_kafka_err2str(entry.err)))")
+            }
+        }
+        return false
     }
-    return false
 }

@@ -15,11 +15,13 @@ struct UsageError: Error, CustomStringConvertible {
 /// One fault-injection command read from stdin.
 ///
 /// Grammar (one per line, words separated by spaces): `down <target>`, `up <target>`, `rtt <target> <milliseconds>`,
-/// where `<target>` is `all` or a broker id (1...brokers). `rtt all 0` removes added latency.
+/// where `<target>` is `all` or a broker id (1...brokers). `rtt all 0` removes added latency. `create <topic>
+/// <partitions>` creates a topic (for tests of a topic that appears after a service started).
 enum FaultCommand: Equatable {
     case down([Int32])
     case up([Int32])
     case roundTripTime([Int32], milliseconds: Int)
+    case createTopic(String, partitions: Int)
 
     /// Parses one line; the error text is what gets answered after `error `.
     static func parse(_ line: String, brokerCount: Int) -> Result<FaultCommand, UsageError> {
@@ -41,17 +43,24 @@ enum FaultCommand: Equatable {
                 return .failure(UsageError(description: "rtt needs milliseconds >= 0, got \"\(words[2])\""))
             }
             return brokers(words[1]).map { .roundTripTime($0, milliseconds: milliseconds) }
+        case ("create", 3):
+            guard let partitions = Int(words[2]), partitions > 0 else {
+                return .failure(UsageError(description: "create needs a positive partition count, got \"\(words[2])\""))
+            }
+            return .success(.createTopic(words[1], partitions: partitions))
+        case ("create", _):
+            return .failure(UsageError(description: "usage: create <topic> <partitions>"))
         case ("down", _), ("up", _):
             return .failure(UsageError(description: "usage: \(verb) all|<broker id>"))
         case ("rtt", _):
             return .failure(UsageError(description: "usage: rtt all|<broker id> <milliseconds>"))
         default:
-            return .failure(UsageError(description: "unknown command \"\(verb)\"; commands: down, up, rtt"))
+            return .failure(UsageError(description: "unknown command \"\(verb)\"; commands: down, up, rtt, create"))
         }
     }
 
     /// Applies the command to every broker it names.
-    func apply(to cluster: KafkaMockCluster) throws(KafkaError) {
+    func apply(to cluster: KafkaMockCluster, brokerCount: Int) throws(KafkaError) {
         switch self {
         case .down(let ids):
             for id in ids { try cluster.setBrokerDown(id) }
@@ -59,6 +68,8 @@ enum FaultCommand: Equatable {
             for id in ids { try cluster.setBrokerUp(id) }
         case .roundTripTime(let ids, let milliseconds):
             for id in ids { try cluster.setBrokerRoundTripTime(id, milliseconds: milliseconds) }
+        case .createTopic(let name, let partitions):
+            try cluster.createTopic(name, partitions: partitions, replicationFactor: min(3, brokerCount))
         }
     }
 }
@@ -72,7 +83,7 @@ func runControlLoop(cluster: KafkaMockCluster, brokerCount: Int) {
             answer = "error \(error.description)"
         case .success(let command):
             do {
-                try command.apply(to: cluster)
+                try command.apply(to: cluster, brokerCount: brokerCount)
                 answer = "ok"
                 printError("fault injection: \(line)")
             } catch {

@@ -22,9 +22,9 @@ struct DevKafkaOptions: ParsableCommand {
         discussion: """
             Prints the bootstrap list (host:port,...) as its first stdout line and runs until SIGTERM or SIGINT. \
             Each topic is created with its dead-letter topic <topic>.dlq. Fault injection: each stdin line is a \
-            command (down all|ID, up all|ID, rtt all|ID MS), answered with one stdout line, ok or error <reason>. \
-            The mock cluster has no CreateTopics API and auto-creates a topic that a client asks about with \
-            allow.auto.create.topics=true.
+            command (down all|ID, up all|ID, rtt all|ID MS, create TOPIC PARTITIONS), answered with one stdout line, ok or error <reason>. \
+            The mock cluster has no CreateTopics API (and no controller), and auto-creates a topic that a client \
+            asks about with allow.auto.create.topics=true (librdkafka producers' default).
             """
     )
 
@@ -74,6 +74,9 @@ let options = DevKafkaOptions.parseOrExitWithOneLine()
 let cluster: KafkaMockCluster
 do {
     cluster = try KafkaMockCluster(brokerCount: options.brokers)
+    // The mock advertises Metadata up to v2, which cannot carry allow.auto.create.topics=false, so it would create
+    // every topic a client merely asks about. v4 (which it parses) lets clients say no, as real brokers do.
+    try cluster.setSupportedVersions(apiKey: 3, 0...4)
     // The mock only pretends to replicate, but keep the factor valid for the broker count.
     let replicationFactor = min(3, options.brokers)
     for topic in options.topicsToCreate {

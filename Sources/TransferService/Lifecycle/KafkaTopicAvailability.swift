@@ -13,7 +13,8 @@ public final class KafkaTopicAvailability: Sendable {
     /// What the last check found.
     enum State: Equatable, Sendable {
         case available
-        case missing([String])
+        /// The topics the cluster does not have, and why creating them failed (with KAFKA_CREATE_TOPICS=true).
+        case missing([String], creationError: String?)
         /// No broker answered: readiness reports Kafka itself, so this alone does not fail it.
         case unreachable(String)
         /// The cluster answered but the topics cannot be used, e.g. TOPIC_AUTHORIZATION_FAILED.
@@ -21,7 +22,9 @@ public final class KafkaTopicAvailability: Sendable {
     }
 
     static let checkTimeout: Duration = .seconds(3)
-    static let createTimeout: Duration = .seconds(30)
+    /// Creating topics blocks the start (the consumer must find them), so it is bounded; a real cluster creates
+    /// topics in about a second.
+    static let createTimeout: Duration = .seconds(10)
     static let recheckWhileFailing: DispatchTimeInterval = .seconds(5)
     static let recheckWhileAvailable: DispatchTimeInterval = .seconds(60)
 
@@ -64,7 +67,7 @@ public final class KafkaTopicAvailability: Sendable {
     /// Why readiness must fail because of the topics, or nil: a dependency name for the 503 and the reason.
     public var readinessFailure: (name: String, reason: String)? {
         switch state.withLock({ $0 }) {
-        case .missing(let names): ("Kafka topic \(names.joined(separator: ", ")) (missing)", "does not exist")
+        case .missing(let names, _): ("Kafka topic \(names.joined(separator: ", ")) (missing)", "does not exist")
         case .failed(let reason): ("Kafka topics", reason)
         case .available, .unreachable, nil: nil
         }
@@ -80,17 +83,22 @@ public final class KafkaTopicAvailability: Sendable {
     }
 
     private func check() -> State {
+        let missing: [String]
         do {
-            var missing = try admin.missingTopics(topics.map(\.name), timeout: Self.checkTimeout)
-            if createsMissingTopics && !missing.isEmpty {
-                try create(topics.filter { missing.contains($0.name) })
-                missing = try admin.missingTopics(missing, timeout: Self.checkTimeout)
-            }
-            return missing.isEmpty ? .available : .missing(missing)
+            missing = try admin.missingTopics(topics.map(\.name), timeout: Self.checkTimeout)
         } catch where error.isRetriable {
             return .unreachable(error.description)
         } catch {
             return .failed(error.description)
+        }
+        guard !missing.isEmpty else { return .available }
+        guard createsMissingTopics else { return .missing(missing, creationError: nil) }
+        do {
+            try create(topics.filter { missing.contains($0.name) })
+            let stillMissing = try admin.missingTopics(missing, timeout: Self.checkTimeout)
+            return stillMissing.isEmpty ? .available : .missing(stillMissing, creationError: "created, but not visible yet")
+        } catch {
+            return .missing(missing, creationError: error.description)
         }
     }
 
@@ -105,11 +113,6 @@ public final class KafkaTopicAvailability: Sendable {
                 logger.info("created Kafka topic", metadata: metadata)
             case .alreadyExisted:
                 logger.info("Kafka topic already exists", metadata: ["topic": "\(name)"])
-            case .autoCreated:
-                logger.warning(
-                    "the brokers have no CreateTopics API: Kafka topic auto-created with the broker's default partitions and replication",
-                    metadata: ["topic": "\(name)"]
-                )
             }
         }
     }
@@ -118,10 +121,15 @@ public final class KafkaTopicAvailability: Sendable {
         switch state {
         case .available:
             if previous != nil { logger.info("Kafka topics available", metadata: ["topics": "\(topics.map(\.name).joined(separator: ", "))"]) }
-        case .missing(let names):
+        case .missing(let names, nil):
             logger.error(
                 "Kafka topic missing: /readyz answers 503 until it exists; create it, or start with KAFKA_CREATE_TOPICS=true",
                 metadata: ["topics": "\(names.joined(separator: ", "))"]
+            )
+        case .missing(let names, let creationError?):
+            logger.error(
+                "Kafka topic missing and not created: /readyz answers 503 until it exists; retrying",
+                metadata: ["topics": "\(names.joined(separator: ", "))", "error": "\(creationError)"]
             )
         case .unreachable(let reason):
             logger.warning("cannot check the Kafka topics yet; retrying", metadata: ["error": "\(reason)"])
