@@ -32,10 +32,11 @@ public final class DevKafka: Sendable {
     public let brokerCount: Int
 
     /// Starts dev-kafka with `brokers` brokers; `topics` (and their `.dlq` topics) are created with `partitions`
-    /// partitions, other topics are auto-created on first use.
-    public init(brokers: Int = 3, partitions: Int = 3, topics: [String] = [], name: String = "dev-kafka") throws {
+    /// partitions (none at all with `createsTopics` false), other topics when a client allows auto-creation.
+    public init(brokers: Int = 3, partitions: Int = 3, topics: [String] = [], createsTopics: Bool = true, name: String = "dev-kafka") throws {
         var arguments = ["--brokers", String(brokers), "--partitions", String(partitions)]
         for topic in topics { arguments += ["--topic", topic] }
+        if !createsTopics { arguments.append("--no-topics") }
         brokerCount = brokers
         process = try ChildProcess(executable: Products.path("dev-kafka"), arguments: arguments, name: name, stdinPipe: true)
         bootstrapServers = try process.firstStdoutLine(timeout: .seconds(30))

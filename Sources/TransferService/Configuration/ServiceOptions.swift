@@ -5,33 +5,33 @@ import FoundationEssentials
 /// `ServiceSettings` entry, taken as text and checked there, so a flag and its environment variable share one
 /// check and one error message. Commands include it with `@OptionGroup`.
 public struct ServiceOptions: ParsableArguments, Sendable {
-    @Option(help: .setting("KAFKA_BOOTSTRAP_SERVERS")) var kafkaBootstrapServers: String?
-    @Option(help: .setting("KAFKA_TOPIC_TRANSFERS")) var kafkaTopicTransfers: String?
-    @Option(help: .setting("KAFKA_GROUP_ID")) var kafkaGroupId: String?
-    @Option(help: .setting("KAFKA_SESSION_TIMEOUT_MS")) var kafkaSessionTimeoutMs: String?
-    @Option(help: .setting("KAFKA_PROPERTIES_FILE")) var kafkaPropertiesFile: String?
-    @Option(help: .setting("KAFKA_CREATE_TOPICS")) var kafkaCreateTopics: String?
-    @Option(help: .setting("KAFKA_TOPIC_PARTITIONS")) var kafkaTopicPartitions: String?
-    @Option(help: .setting("KAFKA_TOPIC_REPLICATION_FACTOR")) var kafkaTopicReplicationFactor: String?
-    @Option(help: .setting("REDIS_HOST")) var redisHost: String?
-    @Option(help: .setting("REDIS_PORT")) var redisPort: String?
-    @Option(help: .setting("REDIS_DB")) var redisDb: String?
-    @Option(help: .setting("REDIS_PASSWORD")) var redisPassword: String?
-    @Option(help: .setting("REDIS_PASSWORD_FILE")) var redisPasswordFile: String?
-    @Option(help: .setting("REDIS_USERNAME")) var redisUsername: String?
-    @Option(help: .setting("REDIS_CLUSTER_NODES")) var redisClusterNodes: String?
-    @Option(help: .setting("REDIS_WAIT_REPLICAS")) var redisWaitReplicas: String?
-    @Option(help: .setting("RECONCILE_AFTER_MS")) var reconcileAfterMs: String?
-    @Option(help: .setting("SHUTDOWN_DELAY_MS")) var shutdownDelayMs: String?
-    @Option(help: .setting("TRANSFER_RETENTION")) var transferRetention: String?
-    @Option(help: .setting("HTTP_HOST")) var httpHost: String?
-    @Option(help: .setting("HTTP_PORT")) var httpPort: String?
-    @Option(help: .setting("REQUEST_TIMEOUT_MS")) var requestTimeoutMs: String?
-    @Option(help: .setting("HTTP_THREADS")) var httpThreads: String?
-    @Option(help: .setting("LOG_FORMAT")) var logFormat: String?
-    @Option(help: .setting("API_TOKENS")) var apiTokens: String?
-    @Option(help: .setting("API_TOKENS_FILE")) var apiTokensFile: String?
-    @Option(help: .setting("LOG_LEVEL")) var logLevel: String?
+    @Option(parsing: .unconditional, help: .setting("KAFKA_BOOTSTRAP_SERVERS")) var kafkaBootstrapServers: String?
+    @Option(parsing: .unconditional, help: .setting("KAFKA_TOPIC_TRANSFERS")) var kafkaTopicTransfers: String?
+    @Option(parsing: .unconditional, help: .setting("KAFKA_GROUP_ID")) var kafkaGroupId: String?
+    @Option(parsing: .unconditional, help: .setting("KAFKA_SESSION_TIMEOUT_MS")) var kafkaSessionTimeoutMs: String?
+    @Option(parsing: .unconditional, help: .setting("KAFKA_PROPERTIES_FILE")) var kafkaPropertiesFile: String?
+    @Option(parsing: .unconditional, help: .setting("KAFKA_CREATE_TOPICS")) var kafkaCreateTopics: String?
+    @Option(parsing: .unconditional, help: .setting("KAFKA_TOPIC_PARTITIONS")) var kafkaTopicPartitions: String?
+    @Option(parsing: .unconditional, help: .setting("KAFKA_TOPIC_REPLICATION_FACTOR")) var kafkaTopicReplicationFactor: String?
+    @Option(parsing: .unconditional, help: .setting("REDIS_HOST")) var redisHost: String?
+    @Option(parsing: .unconditional, help: .setting("REDIS_PORT")) var redisPort: String?
+    @Option(parsing: .unconditional, help: .setting("REDIS_DB")) var redisDb: String?
+    @Option(parsing: .unconditional, help: .setting("REDIS_PASSWORD")) var redisPassword: String?
+    @Option(parsing: .unconditional, help: .setting("REDIS_PASSWORD_FILE")) var redisPasswordFile: String?
+    @Option(parsing: .unconditional, help: .setting("REDIS_USERNAME")) var redisUsername: String?
+    @Option(parsing: .unconditional, help: .setting("REDIS_CLUSTER_NODES")) var redisClusterNodes: String?
+    @Option(parsing: .unconditional, help: .setting("REDIS_WAIT_REPLICAS")) var redisWaitReplicas: String?
+    @Option(parsing: .unconditional, help: .setting("RECONCILE_AFTER_MS")) var reconcileAfterMs: String?
+    @Option(parsing: .unconditional, help: .setting("SHUTDOWN_DELAY_MS")) var shutdownDelayMs: String?
+    @Option(parsing: .unconditional, help: .setting("TRANSFER_RETENTION")) var transferRetention: String?
+    @Option(parsing: .unconditional, help: .setting("HTTP_HOST")) var httpHost: String?
+    @Option(parsing: .unconditional, help: .setting("HTTP_PORT")) var httpPort: String?
+    @Option(parsing: .unconditional, help: .setting("REQUEST_TIMEOUT_MS")) var requestTimeoutMs: String?
+    @Option(parsing: .unconditional, help: .setting("HTTP_THREADS")) var httpThreads: String?
+    @Option(parsing: .unconditional, help: .setting("LOG_FORMAT")) var logFormat: String?
+    @Option(parsing: .unconditional, help: .setting("API_TOKENS")) var apiTokens: String?
+    @Option(parsing: .unconditional, help: .setting("API_TOKENS_FILE")) var apiTokensFile: String?
+    @Option(parsing: .unconditional, help: .setting("LOG_LEVEL")) var logLevel: String?
 
     public init() {}
 
