@@ -33,6 +33,8 @@ struct DevKafkaOptions: ParsableCommand {
     @Option(name: .customLong("topic"), help: "A topic to create with its .dlq; repeatable (default: $KAFKA_TOPIC_TRANSFERS or money_transfers).")
     var topics: [String] = []
     @Flag(help: "Create no topic at all (to see a service find its topics missing).") var noTopics = false
+    @Flag(help: "Create any topic a client asks about, even with allow.auto.create.topics=false (the mock's own behaviour; for test runs that pick topic names freely).")
+    var autoCreateTopics = false
 
     func validate() throws {
         guard brokers > 0 else { throw ValidationError("--brokers must be a positive integer, got \(brokers)") }
@@ -74,9 +76,11 @@ let options = DevKafkaOptions.parseOrExitWithOneLine()
 let cluster: KafkaMockCluster
 do {
     cluster = try KafkaMockCluster(brokerCount: options.brokers)
-    // The mock advertises Metadata up to v2, which cannot carry allow.auto.create.topics=false, so it would create
-    // every topic a client merely asks about. v4 (which it parses) lets clients say no, as real brokers do.
-    try cluster.setSupportedVersions(apiKey: 3, 0...4)
+    // The mock advertises Metadata up to v2, which cannot carry allow.auto.create.topics=false, so it creates every
+    // topic a client merely asks about. v4 (which it parses) lets clients say no, as real brokers do.
+    if !options.autoCreateTopics {
+        try cluster.setSupportedVersions(apiKey: 3, 0...4)
+    }
     // The mock only pretends to replicate, but keep the factor valid for the broker count.
     let replicationFactor = min(3, options.brokers)
     for topic in options.topicsToCreate {

@@ -32,8 +32,6 @@ public final class ServiceInstance: Sendable {
         var environment = environment
         environment["HTTP_HOST"] = "127.0.0.1"
         environment["HTTP_PORT"] = String(httpPort)
-        // Tests pick their own topics; the service creates them unless a test says otherwise.
-        if environment["KAFKA_CREATE_TOPICS"] == nil { environment["KAFKA_CREATE_TOPICS"] = "true" }
         self.environment = environment
     }
 
