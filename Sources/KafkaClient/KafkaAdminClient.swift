@@ -114,19 +114,8 @@ public final class KafkaAdminClient: @unchecked Sendable {
     /// One metadata request about `topic`: true when the cluster has it (even while its partitions still elect
     /// leaders), false when it does not.
     private func topicExists(_ topic: String, timeout: Duration) throws(KafkaError) -> Bool {
-        guard let topicHandle = rd_kafka_topic_new(handle, topic, nil) else {
-            throw KafkaError(RD_KAFKA_RESP_ERR__INVALID_ARG, message: "topic \(topic): not a valid topic name")
-        }
-        defer { rd_kafka_topic_destroy(topicHandle) }
-        var metadata: UnsafePointer<rd_kafka_metadata>?
-        let err = rd_kafka_metadata(handle, 0, topicHandle, &metadata, timeout.wholeMilliseconds)
-        defer { if let metadata { rd_kafka_metadata_destroy(metadata) } }
-        guard err == RD_KAFKA_RESP_ERR_NO_ERROR, let metadata else {
-            throw KafkaError(err, message: "metadata of topic \(topic): \(String(cString: rd_kafka_err2str(err)))")
-        }
-        for index in 0..<Int(metadata.pointee.topic_cnt) {
-            let entry = metadata.pointee.topics[index]
-            guard String(cString: entry.topic) == topic else { continue }
+        try withTopicMetadata(handle, topic: topic, timeout: timeout) { (entry) throws(KafkaError) -> Bool in
+            guard let entry else { return false }
             switch entry.err {
             case RD_KAFKA_RESP_ERR_NO_ERROR, RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE: return true
             case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART: return false
@@ -134,6 +123,24 @@ public final class KafkaAdminClient: @unchecked Sendable {
                 throw KafkaError(entry.err, message: "metadata of topic \(topic): \(String(cString: rd_kafka_err2str(entry.err)))")
             }
         }
-        return false
     }
+}
+
+/// One metadata request about `topic` on `handle`; `body` gets the topic's entry (nil when the answer has none)
+/// while the metadata is alive. Throws when no broker answers within `timeout`.
+package func withTopicMetadata<Result>(
+    _ handle: OpaquePointer, topic: String, timeout: Duration, _ body: (rd_kafka_metadata_topic?) throws(KafkaError) -> Result
+) throws(KafkaError) -> Result {
+    guard let topicHandle = rd_kafka_topic_new(handle, topic, nil) else {
+        throw KafkaError(RD_KAFKA_RESP_ERR__INVALID_ARG, message: "topic \(topic): not a valid topic name")
+    }
+    defer { rd_kafka_topic_destroy(topicHandle) }
+    var metadata: UnsafePointer<rd_kafka_metadata>?
+    let err = rd_kafka_metadata(handle, 0, topicHandle, &metadata, timeout.wholeMilliseconds)
+    defer { if let metadata { rd_kafka_metadata_destroy(metadata) } }
+    guard err == RD_KAFKA_RESP_ERR_NO_ERROR, let metadata else {
+        throw KafkaError(err, message: "metadata of topic \(topic): \(String(cString: rd_kafka_err2str(err)))")
+    }
+    let entries = (0..<Int(metadata.pointee.topic_cnt)).map { metadata.pointee.topics[$0] }
+    return try body(entries.first { String(cString: $0.topic) == topic })
 }

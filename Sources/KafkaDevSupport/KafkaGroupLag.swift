@@ -76,20 +76,12 @@ public final class KafkaGroupLagReader {
 
     /// The topic's partition ids from a metadata request.
     private func partitionIDs(of topic: String, timeout: Duration) throws(KafkaError) -> [Int32] {
-        guard let topicHandle = rd_kafka_topic_new(handle, topic, nil) else {
-            throw KafkaError(RD_KAFKA_RESP_ERR__INVALID_ARG, message: "cannot create a handle for topic \(topic)")
+        try withTopicMetadata(handle, topic: topic, timeout: timeout) { (entry) throws(KafkaError) -> [Int32] in
+            guard let entry else { throw KafkaError(RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC, message: "metadata of \(topic)") }
+            guard entry.err == RD_KAFKA_RESP_ERR_NO_ERROR else {
+                throw KafkaError(entry.err, message: "metadata of \(topic): \(String(cString: rd_kafka_err2str(entry.err)))")
+            }
+            return (0..<Int(entry.partition_cnt)).map { entry.partitions[$0].id }
         }
-        defer { rd_kafka_topic_destroy(topicHandle) }
-        var metadata: UnsafePointer<rd_kafka_metadata>?
-        let err = rd_kafka_metadata(handle, 0, topicHandle, &metadata, timeout.wholeMilliseconds)
-        defer { if let metadata { rd_kafka_metadata_destroy(metadata) } }
-        guard err == RD_KAFKA_RESP_ERR_NO_ERROR, let metadata, metadata.pointee.topic_cnt == 1 else {
-            throw KafkaError(err == RD_KAFKA_RESP_ERR_NO_ERROR ? RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC : err, message: "metadata of \(topic)")
-        }
-        let topicMetadata = metadata.pointee.topics[0]
-        guard topicMetadata.err == RD_KAFKA_RESP_ERR_NO_ERROR else {
-            throw KafkaError(topicMetadata.err, message: "metadata of \(topic): \(String(cString: rd_kafka_err2str(topicMetadata.err)))")
-        }
-        return (0..<Int(topicMetadata.partition_cnt)).map { topicMetadata.partitions[$0].id }
     }
 }
