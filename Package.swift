@@ -89,7 +89,7 @@ let package = Package(
             name: "TransferServiceTests",
             dependencies: [
                 "TransferService", "Transfers", "ExactJSON", "RedisClient", "KafkaClient", "KafkaDevSupport", "TestSupport",
-                "ServiceTestSupport",
+                "ServiceTestSupport", .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 // Built so the tests can run the real binaries as child processes.
                 "transfer-service", "dev-kafka",
             ]

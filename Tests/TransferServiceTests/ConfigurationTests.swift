@@ -1,7 +1,9 @@
+import ArgumentParser
 import Foundation
-import ServiceTestSupport
-import TestSupport
 import KafkaClient
+import ServiceTestSupport
+import Synchronization
+import TestSupport
 import Testing
 @testable import TransferService
 
@@ -310,6 +312,31 @@ func temporaryFile(_ text: String, named name: String = "file") throws -> String
             } catch {
                 #expect(error.setting == name)
             }
+        }
+    }
+}
+
+/// A subcommand as the lead's `migrate` would be written: it only declares the options and its work.
+private struct ProbeCommand: ConfiguredCommand {
+    static let received = Mutex<ServiceConfiguration?>(nil)
+    @OptionGroup var settings: ServiceOptions
+
+    func run(configuration: ServiceConfiguration) throws {
+        Self.received.withLock { $0 = configuration }
+    }
+}
+
+@Suite struct ConfiguredCommandTests {
+    @Test func aSubcommandGetsTheLoadedConfiguration() throws {
+        var command = try ProbeCommand.parse(["--redis-port", "7001", "--kafka-create-topics=true"])
+        try command.run()
+        let configuration = try #require(ProbeCommand.received.withLock { $0 })
+        #expect(configuration.redisPort == 7001)
+        #expect(configuration.kafkaCreateTopics)
+
+        var invalid = try ProbeCommand.parse(["--redis-port", "0"])
+        #expect(throws: ConfigurationError(setting: "REDIS_PORT", reason: "must be a whole number from 1 to 65535, not '0'")) {
+            try invalid.run()
         }
     }
 }
