@@ -81,7 +81,9 @@ package func makeRdKafkaConf(_ properties: [(String, String)]) throws(KafkaError
             rd_kafka_conf_destroy(conf)
             throw KafkaError(
                 RD_KAFKA_RESP_ERR__INVALID_ARG,
-                message: "configuration property \(name)=\(value): \(string(fromErrorBuffer: errorText))"
+                // Never a secret's value, not even as librdkafka quotes it.
+                message: "configuration property \(name)=\(KafkaProperty.displayValue(name: name, value: value)): "
+                    + KafkaProperty.redacting(string(fromErrorBuffer: errorText), name: name, value: value)
             )
         }
     }

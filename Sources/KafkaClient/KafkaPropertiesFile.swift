@@ -76,11 +76,7 @@ public struct KafkaPropertiesFile: Sendable, Equatable {
             case RD_KAFKA_CONF_UNKNOWN:
                 throw KafkaPropertiesError(path: path, line: entry.line, property: entry.name, reason: "is not a librdkafka property")
             default:
-                // librdkafka's text may quote the value: never show a secret one.
-                var detail = string(fromErrorBuffer: errorText)
-                if KafkaProperty.isSecret(entry.name), !entry.value.isEmpty {
-                    detail = detail.replacingAll(entry.value, with: KafkaProperty.redactedValue)
-                }
+                let detail = KafkaProperty.redacting(string(fromErrorBuffer: errorText), name: entry.name, value: entry.value)
                 throw KafkaPropertiesError(path: path, line: entry.line, property: entry.name, reason: "is refused by librdkafka: \(detail)")
             }
         }
@@ -117,6 +113,12 @@ public enum KafkaProperty {
     /// The value as it may appear in logs and messages.
     public static func displayValue(name: String, value: String) -> String {
         isSecret(name) ? redactedValue : value
+    }
+
+    /// `text` (librdkafka's error text, which may quote the value) with a secret property's value replaced.
+    public static func redacting(_ text: String, name: String, value: String) -> String {
+        guard isSecret(name), !value.isEmpty else { return text }
+        return text.replacingAll(value, with: redactedValue)
     }
 }
 

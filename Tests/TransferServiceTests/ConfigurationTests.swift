@@ -222,6 +222,10 @@ func temporaryFile(_ text: String, named name: String = "file") throws -> String
             """)
         #expect(file.redactedDescription == "sasl.password=[redacted], ssl.key.password=[redacted], ssl.key.pem=[redacted], "
             + "sasl.kerberos.keytab=[redacted], sasl.username=visible")
+        // librdkafka's error texts quote refused values; a secret's is replaced, others stay for the operator.
+        let quoted = #"Invalid value "hunter2" for configuration property "x""#
+        #expect(KafkaProperty.redacting(quoted, name: "ssl.key.password", value: "hunter2") == #"Invalid value "[redacted]" for configuration property "x""#)
+        #expect(KafkaProperty.redacting(quoted, name: "security.protocol", value: "hunter2") == quoted)
     }
 
     @Test func bootstrapServersInTheFileAndTheSettingConflict() throws {
