@@ -92,20 +92,20 @@ struct ReportCommand: ParsableCommand {
 // A bad command line exits 2 (argument-parser's own code would be 64); a failed command exits 1.
 do {
     var command = try TransferBench.parseAsRoot()
-    do {
-        try command.run()
-    } catch let error as BenchError {
-        log("\(error)")
-        exit(error.isUsage ? 2 : 1)
-    } catch {
+    try command.run()
+} catch let error as BenchError {
+    log("\(error)")
+    exit(error.isUsage ? 2 : 1)
+} catch {
+    switch TransferBench.exitCode(for: error) {
+    case .success:
+        print(TransferBench.fullMessage(for: error))
+        exit(0)
+    case .validationFailure:
+        FileHandle.standardError.write(Data((TransferBench.fullMessage(for: error) + "\n").utf8))
+        exit(2)
+    default:
         log("\(error)")
         exit(1)
     }
-} catch {
-    if TransferBench.exitCode(for: error) == .success {
-        print(TransferBench.fullMessage(for: error))
-        exit(0)
-    }
-    FileHandle.standardError.write(Data((TransferBench.fullMessage(for: error) + "\n").utf8))
-    exit(2)
 }
