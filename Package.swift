@@ -20,6 +20,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
         .package(url: "https://github.com/apple/swift-collections.git", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
     ],
     targets: [
         // C libraries, exposed through system-library shims (module.modulemap + shim.h).
@@ -33,6 +34,9 @@ let package = Package(
         .target(name: "HTTPServer", dependencies: ["CMicroHTTPD"]),
         .target(name: "RedisClient", dependencies: ["CHiredis", .product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "KafkaClient", dependencies: ["CRdKafka", "ExactJSON"]),
+        // librdkafka's mock cluster and a consumer-group lag reader: for dev-kafka, the benchmark and tests only,
+        // so the production client carries neither.
+        .target(name: "KafkaDevSupport", dependencies: ["KafkaClient", "CRdKafka"]),
 
         // JSON that keeps numbers as their exact text, so money never passes through a Double.
         .target(name: "ExactJSON", dependencies: [.product(name: "OrderedCollections", package: "swift-collections")]),
@@ -46,6 +50,7 @@ let package = Package(
             dependencies: [
                 "Transfers", "ExactJSON", "HTTPServer", "RedisClient", "KafkaClient",
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -54,18 +59,30 @@ let package = Package(
 
         .executableTarget(
             name: "transfer-service",
-            dependencies: ["TransferService", .product(name: "Logging", package: "swift-log")]
+            dependencies: [
+                "TransferService", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
-        .executableTarget(name: "dev-kafka", dependencies: ["KafkaClient"]),
+        .executableTarget(
+            name: "dev-kafka",
+            dependencies: ["KafkaClient", "KafkaDevSupport", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
         // Load generation and measurement helpers for scripts/bench.
-        .executableTarget(name: "transfer-bench", dependencies: ["KafkaClient", "RedisClient", "Transfers"]),
+        .executableTarget(
+            name: "transfer-bench",
+            dependencies: [
+                "KafkaClient", "KafkaDevSupport", "RedisClient", "Transfers",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
 
         // Helpers for tests: child processes, free ports, a real redis-server, a raw HTTP client.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         // The built service, a redis-server and the shared dev-kafka, started as child processes for tests.
         .target(
             name: "ServiceTestSupport",
-            dependencies: ["TestSupport", "RedisClient", "KafkaClient", "Transfers"],
+            dependencies: ["TestSupport", "RedisClient", "KafkaClient", "KafkaDevSupport", "Transfers"],
             path: "Tests/ServiceTestSupport"
         ),
 
@@ -73,12 +90,12 @@ let package = Package(
         .testTarget(name: "TransfersTests", dependencies: ["Transfers"]),
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "TestSupport"]),
         .testTarget(name: "RedisClientTests", dependencies: ["RedisClient", "TestSupport"]),
-        .testTarget(name: "KafkaClientTests", dependencies: ["KafkaClient"]),
+        .testTarget(name: "KafkaClientTests", dependencies: ["KafkaClient", "KafkaDevSupport"]),
         .testTarget(
             name: "TransferServiceTests",
             dependencies: [
-                "TransferService", "Transfers", "ExactJSON", "RedisClient", "KafkaClient", "TestSupport",
-                "ServiceTestSupport",
+                "TransferService", "Transfers", "ExactJSON", "RedisClient", "KafkaClient", "KafkaDevSupport", "TestSupport",
+                "ServiceTestSupport", .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 // Built so the tests can run the real binaries as child processes.
                 "transfer-service", "dev-kafka",
             ]

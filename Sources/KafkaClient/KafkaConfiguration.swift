@@ -71,7 +71,7 @@ public struct KafkaConsumerConfiguration: Sendable {
 
 extension Duration {
     /// The duration in whole milliseconds, clamped to Int32 (librdkafka timeouts are C ints).
-    var wholeMilliseconds: Int32 {
+    package var wholeMilliseconds: Int32 {
         let (seconds, attoseconds) = components
         let milliseconds = seconds * 1000 + attoseconds / 1_000_000_000_000_000
         return Int32(clamping: max(0, milliseconds))
@@ -79,7 +79,7 @@ extension Duration {
 }
 
 /// Builds an rd_kafka_conf_t from key/value pairs; the caller owns the result.
-func makeRdKafkaConf(_ properties: [(String, String)]) throws(KafkaError) -> OpaquePointer {
+package func makeRdKafkaConf(_ properties: [(String, String)]) throws(KafkaError) -> OpaquePointer {
     let conf = rd_kafka_conf_new()!
     var errorText = [CChar](repeating: 0, count: 512)
     for (name, value) in properties {
@@ -88,7 +88,9 @@ func makeRdKafkaConf(_ properties: [(String, String)]) throws(KafkaError) -> Opa
             rd_kafka_conf_destroy(conf)
             throw KafkaError(
                 RD_KAFKA_RESP_ERR__INVALID_ARG,
-                message: "configuration property \(name)=\(value): \(string(fromErrorBuffer: errorText))"
+                // Never a secret's value, not even as librdkafka quotes it.
+                message: "configuration property \(name)=\(KafkaProperty.displayValue(name: name, value: value)): "
+                    + KafkaProperty.redacting(string(fromErrorBuffer: errorText), name: name, value: value)
             )
         }
     }
@@ -96,7 +98,7 @@ func makeRdKafkaConf(_ properties: [(String, String)]) throws(KafkaError) -> Opa
 }
 
 /// Creates a client handle; takes ownership of `conf` (librdkafka frees it on success, this frees it on failure).
-func makeRdKafkaHandle(_ type: rd_kafka_type_t, conf: OpaquePointer) throws(KafkaError) -> OpaquePointer {
+package func makeRdKafkaHandle(_ type: rd_kafka_type_t, conf: OpaquePointer) throws(KafkaError) -> OpaquePointer {
     var errorText = [CChar](repeating: 0, count: 512)
     guard let handle = rd_kafka_new(type, conf, &errorText, errorText.count) else {
         rd_kafka_conf_destroy(conf)
@@ -106,6 +108,6 @@ func makeRdKafkaHandle(_ type: rd_kafka_type_t, conf: OpaquePointer) throws(Kafk
 }
 
 /// Reads the NUL-terminated text librdkafka wrote into an error buffer.
-func string(fromErrorBuffer buffer: [CChar]) -> String {
+package func string(fromErrorBuffer buffer: [CChar]) -> String {
     buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
 }

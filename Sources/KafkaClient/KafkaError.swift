@@ -35,7 +35,7 @@ public struct KafkaError: Error, Sendable, CustomStringConvertible {
 
 extension KafkaError {
     /// An error for a bare response code; `message` defaults to librdkafka's generic text for the code.
-    init(_ err: rd_kafka_resp_err_t, message: String? = nil, isFatal: Bool = false) {
+    package init(_ err: rd_kafka_resp_err_t, message: String? = nil, isFatal: Bool = false) {
         self.init(
             code: err.rawValue,
             name: String(cString: rd_kafka_err2name(err)),

@@ -1,4 +1,5 @@
 import KafkaClient
+import KafkaDevSupport
 
 #if canImport(Glibc)
 import Glibc
@@ -6,16 +7,23 @@ import Glibc
 import Darwin
 #endif
 
+/// A fault command that cannot be carried out; its text is answered after `error `.
+struct UsageError: Error, CustomStringConvertible {
+    var description: String
+}
+
 /// One fault-injection command read from stdin.
 ///
 /// Grammar (one per line, words separated by spaces): `down <target>`, `up <target>`, `rtt <target> <milliseconds>`,
-/// where `<target>` is `all` or a broker id (1...brokers). `rtt all 0` removes added latency. `error produce <code>
+/// where `<target>` is `all` or a broker id (1...brokers). `rtt all 0` removes added latency. `create <topic>
+/// <partitions>` creates a topic (for tests of a topic that appears after a service started). `error produce <code>
 /// [count]` answers the next `count` (1) produce requests with Kafka error `code` (45, OUT_OF_ORDER_SEQUENCE_NUMBER,
 /// is fatal to an idempotent producer).
 enum FaultCommand: Equatable {
     case down([Int32])
     case up([Int32])
     case roundTripTime([Int32], milliseconds: Int)
+    case createTopic(String, partitions: Int)
     case produceErrors(code: Int32, count: Int)
 
     /// Parses one line; the error text is what gets answered after `error `.
@@ -38,6 +46,13 @@ enum FaultCommand: Equatable {
                 return .failure(UsageError(description: "rtt needs milliseconds >= 0, got \"\(words[2])\""))
             }
             return brokers(words[1]).map { .roundTripTime($0, milliseconds: milliseconds) }
+        case ("create", 3):
+            guard let partitions = Int(words[2]), partitions > 0 else {
+                return .failure(UsageError(description: "create needs a positive partition count, got \"\(words[2])\""))
+            }
+            return .success(.createTopic(words[1], partitions: partitions))
+        case ("create", _):
+            return .failure(UsageError(description: "usage: create <topic> <partitions>"))
         case ("error", 3), ("error", 4):
             guard words[1] == "produce", let code = Int32(words[2]), code > 0,
                   let count = words.count == 4 ? Int(words[3]) : 1, count > 0
@@ -48,12 +63,12 @@ enum FaultCommand: Equatable {
         case ("rtt", _):
             return .failure(UsageError(description: "usage: rtt all|<broker id> <milliseconds>"))
         default:
-            return .failure(UsageError(description: "unknown command \"\(verb)\"; commands: down, up, rtt, error"))
+            return .failure(UsageError(description: "unknown command \"\(verb)\"; commands: down, up, rtt, create, error"))
         }
     }
 
     /// Applies the command to every broker it names.
-    func apply(to cluster: KafkaMockCluster) throws(KafkaError) {
+    func apply(to cluster: KafkaMockCluster, brokerCount: Int) throws(KafkaError) {
         switch self {
         case .down(let ids):
             for id in ids { try cluster.setBrokerDown(id) }
@@ -61,6 +76,8 @@ enum FaultCommand: Equatable {
             for id in ids { try cluster.setBrokerUp(id) }
         case .roundTripTime(let ids, let milliseconds):
             for id in ids { try cluster.setBrokerRoundTripTime(id, milliseconds: milliseconds) }
+        case .createTopic(let name, let partitions):
+            try cluster.createTopic(name, partitions: partitions, replicationFactor: min(3, brokerCount))
         case .produceErrors(let code, let count):
             cluster.pushRequestErrors(apiKey: KafkaMockCluster.produceAPIKey, errors: Array(repeating: code, count: count))
         }
@@ -76,7 +93,7 @@ func runControlLoop(cluster: KafkaMockCluster, brokerCount: Int) {
             answer = "error \(error.description)"
         case .success(let command):
             do {
-                try command.apply(to: cluster)
+                try command.apply(to: cluster, brokerCount: brokerCount)
                 answer = "ok"
                 printError("fault injection: \(line)")
             } catch {

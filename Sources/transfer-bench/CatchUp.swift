@@ -1,5 +1,6 @@
 import Foundation
 import KafkaClient
+import KafkaDevSupport
 import RedisClient
 import Transfers
 
@@ -40,11 +41,11 @@ struct SplitMix64: RandomNumberGenerator {
 /// service had accepted them while its consumer was down; writes which transfers come first and last in each
 /// partition to `--state` for `watch-catchup`.
 enum CatchUpFill {
-    static func run(_ options: Options) throws {
-        let count = try options.integer("count")
-        let topic = try options.string("topic")
+    static func run(_ options: FillCatchUpCommand) throws {
+        let count = options.count
+        let topic = options.topic
         let redis = try RedisConnection(configuration: RedisConfiguration(
-            host: "127.0.0.1", port: try options.integer("redis-port"), database: try options.integer("redis-db")
+            host: "127.0.0.1", port: options.redisPort, database: options.redisDb
         ))
         var mix = TransferMix(seed: 42)
         var idGenerator = SplitMix64(seed: 7)
@@ -64,7 +65,7 @@ enum CatchUpFill {
         let stored = monotonicNanoseconds()
 
         let reports = Locked<[KafkaDeliveryReport]>([])
-        var configuration = KafkaProducerConfiguration(bootstrapServers: try options.string("bootstrap"))
+        var configuration = KafkaProducerConfiguration(bootstrapServers: options.bootstrap)
         configuration.properties["queue.buffering.max.messages"] = "1000000"
         let producer = try KafkaProducer(configuration: configuration, onDeliveryReports: { batch in
             reports.withLock { $0.append(contentsOf: batch) }
@@ -91,7 +92,7 @@ enum CatchUpFill {
             ])
         }
         let state: [String: Any] = ["topic": topic, "count": count, "partitions": partitions]
-        try JSONSerialization.data(withJSONObject: state, options: [.sortedKeys]).write(to: URL(fileURLWithPath: try options.string("state")))
+        try JSONSerialization.data(withJSONObject: state, options: [.sortedKeys]).write(to: URL(fileURLWithPath: options.state))
         log(String(format: "filled %d records in %.1f s and %d events in %.1f s", count, Double(stored - started) / 1e9, count, Double(published - stored) / 1e9))
     }
 }
@@ -103,20 +104,20 @@ enum CatchUpFill {
 /// completed its record. Progress is sampled by reading those few records every 5 ms (a negligible load); the
 /// committed lag is exact but moves only when the consumer auto-commits (every 5 s by default).
 enum CatchUpWatch {
-    static func run(_ options: Options) throws {
+    static func run(_ options: WatchCatchUpCommand) throws {
         let startedAt = monotonicNanoseconds()
-        let timeout = UInt64(try options.integer("timeout-seconds", default: 300)) * 1_000_000_000
-        let stateData = try Data(contentsOf: URL(fileURLWithPath: try options.string("state")))
+        let timeout = UInt64(options.timeoutSeconds) * 1_000_000_000
+        let stateData = try Data(contentsOf: URL(fileURLWithPath: options.state))
         guard let state = try JSONSerialization.jsonObject(with: stateData) as? [String: Any],
             let count = state["count"] as? Int, let topic = state["topic"] as? String,
             let partitions = state["partitions"] as? [[String: Any]]
         else { throw BenchError("unreadable state file") }
         // Optional: fail at once, not at the timeout, when the service dies (or is killed by someone else).
-        let servicePID = try? options.integer("service-pid")
+        let servicePID = options.servicePid
         let firstKeys = partitions.compactMap { $0["first"] as? String }.map { "transfer:\($0)" }
         let lastKeys = partitions.compactMap { $0["last"] as? String }.map { "transfer:\($0)" }
         let redis = try RedisConnection(configuration: RedisConfiguration(
-            host: "127.0.0.1", port: try options.integer("redis-port"), database: try options.integer("redis-db")
+            host: "127.0.0.1", port: options.redisPort, database: options.redisDb
         ))
 
         func completedCount(_ keys: [String]) throws -> Int {
@@ -137,7 +138,7 @@ enum CatchUpWatch {
             if allCompletedAt == nil { sleep(untilMonotonic: now + 5_000_000) }
         }
 
-        let lagReader = try KafkaGroupLagReader(bootstrapServers: try options.string("bootstrap"), groupId: try options.string("group"))
+        let lagReader = try KafkaGroupLagReader(bootstrapServers: options.bootstrap, groupId: options.group)
         var lagZeroAt: UInt64?
         var lastLag: Int64 = -1
         while lagZeroAt == nil {
@@ -167,11 +168,11 @@ enum CatchUpWatch {
 /// `wait-lag`: waits until a group's committed lag on a topic is 0 (so an earlier phase's backlog does not
 /// spill into the next); prints the seconds it took and exits 1 on timeout.
 enum WaitForLag {
-    static func run(_ options: Options) throws {
+    static func run(_ options: WaitLagCommand) throws {
         let startedAt = monotonicNanoseconds()
-        let timeout = UInt64(try options.integer("timeout-seconds", default: 300)) * 1_000_000_000
-        let reader = try KafkaGroupLagReader(bootstrapServers: try options.string("bootstrap"), groupId: try options.string("group"))
-        let topic = try options.string("topic")
+        let timeout = UInt64(options.timeoutSeconds) * 1_000_000_000
+        let reader = try KafkaGroupLagReader(bootstrapServers: options.bootstrap, groupId: options.group)
+        let topic = options.topic
         var lag: Int64 = -1
         while monotonicNanoseconds() - startedAt < timeout {
             if let partitions = try? reader.lag(topic: topic, timeout: .seconds(5)) {
@@ -183,6 +184,6 @@ enum WaitForLag {
             }
             sleep(untilMonotonic: monotonicNanoseconds() + 200_000_000)
         }
-        throw BenchError("the lag of group \(try options.string("group")) on \(topic) is still \(lag)")
+        throw BenchError("the lag of group \(options.group) on \(topic) is still \(lag)")
     }
 }

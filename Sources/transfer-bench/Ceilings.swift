@@ -31,10 +31,10 @@ enum CeilingPreparation {
     static let completeKeyPrefix = "transfer:00000000-0000-4000-9000-"
     static let createKeyPrefix = "transfer:00000000-0000-4000-8000-"
 
-    static func run(_ options: Options) throws {
-        let sourceFile = try options.string("scripts-source")
-        let records = try options.integer("records")
-        let connection = try RedisConnection(configuration: RedisConfiguration(host: "127.0.0.1", port: try options.integer("redis-port")))
+    static func run(_ options: PrepareCeilingsCommand) throws {
+        let sourceFile = options.scriptsSource
+        let records = options.records
+        let connection = try RedisConnection(configuration: RedisConfiguration(host: "127.0.0.1", port: options.redisPort))
         let create = RedisScript(try ServiceScripts.extract("create", from: sourceFile))
         let complete = RedisScript(try ServiceScripts.extract("compareAndSet", from: sourceFile))
         try create.load(on: connection)
@@ -77,8 +77,8 @@ enum CeilingPreparation {
 
 /// `print-scripts`: the service's scripts as extracted, for inspection.
 enum PrintScripts {
-    static func run(_ options: Options) throws {
-        let sourceFile = try options.string("scripts-source")
+    static func run(_ options: PrintScriptsCommand) throws {
+        let sourceFile = options.scriptsSource
         for name in ["create", "compareAndSet"] {
             let script = RedisScript(try ServiceScripts.extract(name, from: sourceFile))
             print("-- \(name) (sha1 \(script.sha1))\n\(script.source)\n")

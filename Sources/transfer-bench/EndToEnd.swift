@@ -14,12 +14,12 @@ enum EndToEnd {
         var answeredAt: UInt64
     }
 
-    static func run(_ options: Options) throws {
-        let httpPort = try options.integer("http-port")
-        let redisPort = try options.integer("redis-port")
-        let rate = try options.double("rate")
-        let seconds = try options.double("duration")
-        let connections = try options.integer("connections", default: 32)
+    static func run(_ options: EndToEndCommand) throws {
+        let httpPort = options.httpPort
+        let redisPort = options.redisPort
+        let rate = options.rate
+        let seconds = options.duration
+        let connections = options.connections
         let total = Int(rate * seconds)
         guard rate > 0, total > 0 else { throw BenchError("--rate and --duration must be positive", isUsage: true) }
 

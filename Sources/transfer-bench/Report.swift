@@ -30,8 +30,8 @@ enum Report {
         }
     }
 
-    static func run(_ options: Options) throws {
-        let directory = URL(fileURLWithPath: try options.string("dir"))
+    static func run(_ options: ReportCommand) throws {
+        let directory = URL(fileURLWithPath: options.dir)
         var problems: [String] = []
 
         func json(_ name: String) -> [String: Any]? {
@@ -182,10 +182,10 @@ enum Report {
         print(output, terminator: "")
 
         var document: [String: Any] = [
-            "date": options.string("date", default: ""),
-            "machine": options.string("machine", default: ""),
-            "commit": options.string("commit", default: ""),
-            "mode": options.string("mode", default: "full"),
+            "date": options.date,
+            "machine": options.machine,
+            "commit": options.commit,
+            "mode": options.mode,
             "rows": rowObjects,
             "ceilings": [
                 "create_script_per_second": createCeiling as Any, "create_script_p16_per_second": createCeilingPipelined as Any,
@@ -207,7 +207,7 @@ enum Report {
         phases["peak_rss_kilobytes_catch_up"] = catchUpServiceRSS
         document["phases"] = phases
         let data = try JSONSerialization.data(withJSONObject: document, options: [.prettyPrinted, .sortedKeys])
-        try data.write(to: URL(fileURLWithPath: try options.string("out")))
+        try data.write(to: URL(fileURLWithPath: options.out))
         if !problems.isEmpty { throw BenchError("\(problems.count) problem(s); see above") }
     }
 }

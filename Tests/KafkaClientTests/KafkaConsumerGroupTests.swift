@@ -1,4 +1,5 @@
 import KafkaClient
+import KafkaDevSupport
 import Synchronization
 import Testing
 

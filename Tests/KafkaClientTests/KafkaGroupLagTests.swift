@@ -1,4 +1,5 @@
 import KafkaClient
+import KafkaDevSupport
 import Testing
 
 /// The lag reader against a real (mock) cluster: watermarks, committed offsets, and lag reaching zero.

@@ -1,4 +1,5 @@
 import KafkaClient
+import KafkaDevSupport
 import Testing
 
 @Suite struct KafkaProducerMetadataTests {

@@ -42,7 +42,7 @@ public final class ServiceDeployment: Sendable {
         topic = "\(name)_transfers"
         groupID = "\(name)-processor"
         kafka = try DevKafka(
-            brokers: brokers, partitions: partitions, topics: [topic], name: "dev-kafka-\(name)", deadLetterTopics: deadLetterTopic
+            brokers: brokers, partitions: partitions, topics: [topic], deadLetterTopics: deadLetterTopic, name: "dev-kafka-\(name)"
         )
         var merged = [
             "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrapServers,

@@ -17,10 +17,11 @@ public enum Products {
 /// A `dev-kafka` child process: librdkafka's mock cluster on loopback ports, whose brokers tests can take down
 /// and up (fault-injection commands on its stdin). `shared` serves the whole test run; fault tests start their own.
 public final class DevKafka: Sendable {
-    /// The cluster most service tests share; never faulted.
+    /// The cluster most service tests share; never faulted. It creates any topic a service asks about, so each
+    /// test can pick its own topic name.
     public static let shared: DevKafka = {
         do {
-            return try DevKafka()
+            return try DevKafka(autoCreatesTopics: true)
         } catch {
             fatalError("cannot start dev-kafka: \(error)")
         }
@@ -32,13 +33,16 @@ public final class DevKafka: Sendable {
     public let brokerCount: Int
 
     /// Starts dev-kafka with `brokers` brokers; `topics` (and their `.dlq` topics) are created with `partitions`
-    /// partitions, other topics are auto-created on first use.
-    /// Without `deadLetterTopics` the `.dlq` topics are not created.
+    /// partitions (none at all with `createsTopics` false, no `.dlq` with `deadLetterTopics` false); other topics are
+    /// created when a client allows it, or whenever a client asks about them with `autoCreatesTopics`.
     public init(
-        brokers: Int = 3, partitions: Int = 3, topics: [String] = [], name: String = "dev-kafka", deadLetterTopics: Bool = true
+        brokers: Int = 3, partitions: Int = 3, topics: [String] = [], createsTopics: Bool = true, autoCreatesTopics: Bool = false,
+        deadLetterTopics: Bool = true, name: String = "dev-kafka"
     ) throws {
         var arguments = ["--brokers", String(brokers), "--partitions", String(partitions)]
         for topic in topics { arguments += ["--topic", topic] }
+        if !createsTopics { arguments.append("--no-topics") }
+        if autoCreatesTopics { arguments.append("--auto-create-topics") }
         if !deadLetterTopics { arguments.append("--no-dead-letter-topics") }
         brokerCount = brokers
         process = try ChildProcess(executable: Products.path("dev-kafka"), arguments: arguments, name: name, stdinPipe: true)

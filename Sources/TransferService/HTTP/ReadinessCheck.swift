@@ -1,8 +1,8 @@
 import Synchronization
 
 /// Whether the service can do its work: every Redis primary answers, a Kafka broker answers a metadata request,
-/// events handed to Kafka get delivered, and the consumer's dead-letter topic exists (without it a message that
-/// can never be processed stops the consumer).
+/// events handed to Kafka get delivered, and the transfer topic and its dead-letter topic exist (without the
+/// latter a message that can never be processed stops the consumer).
 public struct ReadinessCheck: Sendable {
     /// How long a Kafka broker has to answer; readiness probes are short.
     static let kafkaTimeout: Duration = .seconds(1)
@@ -11,13 +11,13 @@ public struct ReadinessCheck: Sendable {
     private let publisher: OutboxPublisher
     /// Shared by every copy of this check, so the application can announce its shutdown to the routes' copy.
     private let shutdown = ShutdownAnnouncement()
-    private let processor: TransferProcessor?
+    private let topics: KafkaTopicAvailability?
 
-    /// Checks the dependencies behind `repository`, `publisher` and `processor`.
-    public init(repository: TransferRepository, publisher: OutboxPublisher, processor: TransferProcessor? = nil) {
+    /// Checks the dependencies behind `repository` and `publisher`, and that the Kafka `topics` exist.
+    public init(repository: TransferRepository, publisher: OutboxPublisher, topics: KafkaTopicAvailability? = nil) {
         self.repository = repository
         self.publisher = publisher
-        self.processor = processor
+        self.topics = topics
     }
 
     /// From now on `run()` fails with `shuttingDown`, so load balancers stop sending requests here.
@@ -40,11 +40,13 @@ public struct ReadinessCheck: Sendable {
         } catch {
             throw .dependencyUnavailable(name: "Kafka", reason: error.description)
         }
-        guard let processor else { return }
-        do {
-            try processor.checkDeadLetterTopic(timeout: Self.kafkaTimeout)
-        } catch {
-            throw .dependencyUnavailable(name: "Kafka dead-letter topic \(processor.deadLetterTopic)", reason: error.description)
+        try checkKafkaTopics()
+    }
+
+    /// The transfer topic and its dead-letter topic exist (the last background check's answer; no request here).
+    private func checkKafkaTopics() throws(APIError) {
+        if let failure = topics?.readinessFailure {
+            throw .dependencyUnavailable(name: failure.name, reason: failure.reason)
         }
     }
 }

@@ -16,6 +16,7 @@ public final class TransferApplication: Sendable {
     private let processor: TransferProcessor
     private let server: HTTPServer
     private let readinessCheck: ReadinessCheck
+    private let topics: KafkaTopicAvailability
 
     /// Builds every part from `configuration`; nothing runs until `start`.
     public init(configuration: ServiceConfiguration, logger: Logger) throws(StartupError) {
@@ -32,6 +33,9 @@ public final class TransferApplication: Sendable {
             metrics: metrics
         )
         do {
+            // Before the clients: topics created here are there when the consumer subscribes.
+            topics = try KafkaTopicAvailability(configuration: configuration, logger: logger)
+            topics.checkNow()
             publisher = try OutboxPublisher(
                 topic: configuration.kafkaTopic, producerConfiguration: configuration.kafkaProducer,
                 repository: repository, metrics: metrics, logger: logger
@@ -55,7 +59,7 @@ public final class TransferApplication: Sendable {
         httpConfiguration.requiresContentLength = true
         // In-flight requests are bounded by the request timeout; do not wait longer than that at shutdown.
         httpConfiguration.drainTimeout = .milliseconds(configuration.requestTimeoutMilliseconds + 500)
-        readinessCheck = ReadinessCheck(repository: repository, publisher: publisher, processor: processor)
+        readinessCheck = ReadinessCheck(repository: repository, publisher: publisher, topics: topics)
         server = HTTPServer(
             configuration: httpConfiguration,
             responder: ServiceRoutes(
@@ -89,6 +93,7 @@ public final class TransferApplication: Sendable {
         }
         processor.start()
         sweeper.start()
+        topics.startBackgroundChecks()
         do {
             try server.start()
         } catch {
@@ -102,6 +107,7 @@ public final class TransferApplication: Sendable {
             metadata: [
                 "http": "\(configuration.httpHost):\(server.port)", "kafka": "\(configuration.kafkaBootstrapServers)",
                 "topic": "\(configuration.kafkaTopic)", "redis": "\(redisDescription)",
+                "kafka_properties": "\(configuration.kafkaPropertiesFile?.redactedDescription ?? "none")",
             ]
         )
     }
@@ -117,6 +123,7 @@ public final class TransferApplication: Sendable {
             logger.info("shutting down: /readyz answers 503 until the listener closes", metadata: ["shutdown_delay_ms": "\(delay)"])
             usleep(UInt32(clamping: delay) * 1_000)
         }
+        topics.stop()
         server.stop()
         processor.stop()
         sweeper.stop()

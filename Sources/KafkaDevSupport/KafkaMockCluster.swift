@@ -1,4 +1,5 @@
 import CRdKafka
+import KafkaClient
 
 /// librdkafka's in-process mock Kafka cluster, listening on loopback TCP: for development and tests only.
 /// Clients connect to it like to any Kafka cluster, through `bootstrapServers`.
@@ -34,11 +35,22 @@ public final class KafkaMockCluster: @unchecked Sendable {
         String(cString: rd_kafka_mock_cluster_bootstraps(cluster))
     }
 
-    /// Creates a topic (unknown topics are also auto-created on first metadata request, with default settings).
+    /// Creates a topic. Unknown topics are also auto-created by a metadata request that allows it, with the mock's
+    /// defaults: by every such request unless Metadata v4 is advertised (see `setSupportedVersions`), since older
+    /// versions cannot say "do not create".
     public func createTopic(_ name: String, partitions: Int, replicationFactor: Int) throws(KafkaError) {
         try check(
             rd_kafka_mock_topic_create(cluster, name, Int32(clamping: partitions), Int32(clamping: replicationFactor)),
             "creating topic \(name) (\(partitions) partitions, replication factor \(replicationFactor))"
+        )
+    }
+
+    /// Advertises `versions` of the request type `apiKey` (a Kafka protocol ApiKey, e.g. 3 for Metadata) to clients
+    /// instead of the mock's default range. Only versions the mock can parse make sense.
+    public func setSupportedVersions(apiKey: Int16, _ versions: ClosedRange<Int16>) throws(KafkaError) {
+        try check(
+            rd_kafka_mock_set_apiversion(cluster, apiKey, versions.lowerBound, versions.upperBound),
+            "setting the versions of request type \(apiKey)"
         )
     }
 
