@@ -122,6 +122,7 @@ public final class RedisCluster: RedisDeployment {
     /// Runs the request on the primary `node`, whatever the keys; redirections come back as error replies.
     public func submit(_ request: RedisRequest, to node: RedisNodeID, completion: @escaping @Sendable (RedisResponse) -> Void) {
         guard let map = loadMap(), let client = map.nodes.first(where: { $0.id == node }) else {
+            requestRefresh()
             let error = RedisError(kind: .clusterDown, message: "\(node) is not a primary of the cluster (as last known)")
             completion(RedisResponse(failing: request.commands.count, with: error, replicas: request.replicas))
             return
