@@ -1,5 +1,5 @@
 import Foundation
-import RedisClient
+@testable import RedisClient
 import Synchronization
 import Testing
 import TestSupport
@@ -75,6 +75,18 @@ struct RedisClusterTests {
             let response = cluster.execute(RedisRequest([.command(["CLUSTER", "MYID"], key: nil)], timeout: .seconds(10)), on: primary.id)
             #expect(try response.replies[0].get().string == (try servers.node(primary.id.port).id))
         }
+        // CLUSTER SLOTS (what servers before Redis 7 offer) describes the same primaries.
+        let direct = try RedisConnection(configuration: RedisConfiguration(host: servers.host, port: servers.ports[1]))
+        let describe = { (shards: [ClusterShard]) in
+            shards.filter { !$0.slots.isEmpty }.map { "\($0.primary!) \($0.slots) \($0.replicas)" }.sorted()
+        }
+        // CLUSTER SLOTS leaves out replicas still loading their first sync, so wait until it has them all.
+        try waitFor("CLUSTER SLOTS to agree with CLUSTER SHARDS") {
+            let fromShards = try ClusterShard.parse(shards: direct.command(["CLUSTER", "SHARDS"]), askedHost: servers.host)
+            let fromSlots = try ClusterShard.parse(slots: direct.command(["CLUSTER", "SLOTS"]), askedHost: servers.host)
+            return describe(fromShards) == describe(fromSlots) && fromSlots.allSatisfy { $0.replicas.count == 1 }
+        }
+
         let replica = primaries[0].replicas[0]
         let notPrimary = cluster.execute(RedisRequest([.command(["PING"], key: nil)], timeout: .seconds(10)), on: replica)
         #expect(notPrimary.replies[0].failure?.kind == .clusterDown)
@@ -193,6 +205,11 @@ struct RedisClusterTests {
         #expect(try during.replies.map { try $0.get() } == [.string(Array("old".utf8)), .status("OK"), .string(Array("new".utf8))])
         #expect(try servers.command(target, ["CLUSTER", "COUNTKEYSINSLOT", String(slot)]) == "1")
         #expect(try servers.command(source, ["CLUSTER", "COUNTKEYSINSLOT", String(slot)]) == "1")
+        // A command over both keys finds them split between the nodes: TRYAGAIN until the deadline.
+        let split = cluster.execute(RedisRequest([.command(["MGET", staying, arriving], key: staying)], timeout: .milliseconds(300)))
+        #expect(split.replies[0].failure?.kind == .clusterDown)
+        #expect(split.replies[0].failure?.message.contains("TRYAGAIN") == true)
+        #expect(split.replies[0].failure?.mayHaveExecuted == false)
         // ASK changes no routing: the slot still belongs to the source.
         #expect(try cluster.primaries().first { $0.slots.contains { $0.contains(slot) } }?.id.port == source)
 
