@@ -122,6 +122,7 @@ public final class RedisCluster: RedisDeployment {
     /// Runs the request on the primary `node`, whatever the keys; redirections come back as error replies.
     public func submit(_ request: RedisRequest, to node: RedisNodeID, completion: @escaping @Sendable (RedisResponse) -> Void) {
         guard let map = loadMap(), let client = map.nodes.first(where: { $0.id == node }) else {
+            requestRefresh()
             let error = RedisError(kind: .clusterDown, message: "\(node) is not a primary of the cluster (as last known)")
             completion(RedisResponse(failing: request.commands.count, with: error, replicas: request.replicas))
             return
@@ -180,10 +181,8 @@ public final class RedisCluster: RedisDeployment {
     }
 
     /// The primary serving `slot` now, for a command that failed on another node.
-    fileprivate func currentOwner(of slot: Int?) -> RedisNodeClient? {
-        guard let map = loadMap() else { return nil }
-        if let slot { return map.owner(of: slot) }
-        return map.nodes.first
+    fileprivate func currentOwner(of slot: Int) -> RedisNodeClient? {
+        loadMap()?.owner(of: slot)
     }
 
     /// The client of the node at `id`, made on first use.
@@ -395,7 +394,7 @@ final class ClusterOperation: Sendable {
         var redirected: [RedisNodeID: [Int]] = [:]
         var askRedirected: [RedisNodeID: [Int]] = [:]
         var rerouted: [Int] = []
-        var retried: [Int] = []
+        var retried: [(index: Int, reply: String)] = []
         var wrote = false
         var needsRefresh = false
         let redirectionLimit = cluster.options.maximumRedirections
@@ -418,8 +417,8 @@ final class ClusterOperation: Sendable {
                 } else {
                     settled.append((index, .failure(Self.tooManyRedirections(result))))
                 }
-            case .retryLater:
-                retried.append(index)
+            case .retryLater(let message):
+                retried.append((index, message))
             case .unreachable(let error):
                 // The node is down or in backoff: the map may have moved on (a promoted replica) since routing.
                 needsRefresh = true
@@ -454,13 +453,12 @@ final class ClusterOperation: Sendable {
         var retryGroups: [(Duration, [Int])] = []
         if !retried.isEmpty {
             let now = ContinuousClock.now
-            let attempt = state.withLock { state in retried.map { state.retries[$0] }.max() ?? 0 }
+            let attempt = state.withLock { state in retried.map { state.retries[$0.index] }.max() ?? 0 }
             let delay = min(cluster.options.minimumRetryDelay * (1 << min(attempt, 20)), cluster.options.maximumRetryDelay)
             if now + delay < request.deadline {
-                retryGroups.append((delay, retried))
+                retryGroups.append((delay, retried.map(\.index)))
             } else {
-                for index in retried {
-                    let reply = (try? response.replies[route.indices.firstIndex(of: index)!].get())?.errorMessage ?? "retry"
+                for (index, reply) in retried {
                     settled.append((index, .failure(RedisError(
                         kind: .clusterDown, message: "the cluster did not serve the command before the deadline: \(reply)"))))
                 }
@@ -511,7 +509,7 @@ enum ClusterReply {
     case moved(RedisNodeID)
     case ask(RedisNodeID)
     /// TRYAGAIN, CLUSTERDOWN: not executed; worth another try shortly.
-    case retryLater
+    case retryLater(String)
     /// Not sent: the node is down or in backoff.
     case unreachable(RedisError)
     /// Any other failure (a command maybe executed, a deadline, authentication).
@@ -534,7 +532,7 @@ enum ClusterReply {
                     self = .answered
                 }
             case "TRYAGAIN", "CLUSTERDOWN":
-                self = .retryLater
+                self = .retryLater(message)
             default:
                 self = .answered
             }

@@ -12,7 +12,8 @@ public struct RedisConfiguration: Sendable, Equatable {
     public var database: Int
     /// How long establishing the TCP connection may take; `.zero` means no limit.
     public var connectTimeout: Duration
-    /// How long one read or write on the socket may block; `.zero` means no limit.
+    /// How long one read or write on the socket may block; `.zero` means no limit. A reply that takes longer
+    /// breaks the connection (`.timeout`, maybe executed), so `RedisNodeClient` keeps each `WAIT` within half of it.
     public var commandTimeout: Duration
 
     /// Creates a configuration; the defaults match a local, unauthenticated Redis.

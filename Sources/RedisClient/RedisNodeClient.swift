@@ -340,6 +340,8 @@ final class ConnectionThread: @unchecked Sendable {
                 exchange.complete()
                 return
             }
+            // Connecting takes time: what expired meanwhile is failed, still unsent.
+            exchange.failExpired(at: .now, endpoint: endpoint)
             let written = exchange.run(on: connection, loadedScripts: &loadedScripts, shared: shared)
             if connection.isBroken { noteBroken(connection) }
             if written { break }
@@ -373,11 +375,13 @@ final class ConnectionThread: @unchecked Sendable {
         }
         var configuration = shared.configuration
         // Connecting past every deadline in the batch would be pointless.
-        let latest = batch.map(\.deadline).max() ?? now
-        let budget = latest - now
-        if configuration.connectTimeout == .zero || configuration.connectTimeout > budget {
-            configuration.connectTimeout = budget
+        let budget = (batch.map(\.deadline).max() ?? now) - now
+        guard budget > .zero else {
+            return .failure(RedisError(kind: .deadlineExceeded, message: "the deadline passed before a connection to \(endpoint) was made"))
         }
+        let isShortened = configuration.connectTimeout == .zero || configuration.connectTimeout > budget
+        if isShortened { configuration.connectTimeout = budget }
+        let started = ContinuousClock.now
         do {
             let opened = try RedisConnection(configuration: configuration)
             shared.backoff.withLock { $0.succeeded() }
@@ -389,9 +393,12 @@ final class ConnectionThread: @unchecked Sendable {
             var unsent = error
             if unsent.kind != .authentication { unsent.kind = .connection }
             unsent.mayHaveExecuted = false
-            let options = shared.options
-            shared.backoff.withLock { [unsent] in
-                $0.failed(with: unsent, at: .now, minimumDelay: options.minimumReconnectDelay, maximumDelay: options.maximumReconnectDelay)
+            // A connect cut short by the batch's deadline proves nothing about the node: no backoff for that.
+            if !isShortened || ContinuousClock.now - started < budget {
+                let options = shared.options
+                shared.backoff.withLock { [unsent] in
+                    $0.failed(with: unsent, at: .now, minimumDelay: options.minimumReconnectDelay, maximumDelay: options.maximumReconnectDelay)
+                }
             }
             return .failure(unsent)
         }
@@ -562,6 +569,16 @@ struct PipelineExchange {
 
     private mutating func fail(_ commands: [(Int, Int)], with error: RedisError) {
         for (index, position) in commands { results[index][position] = .failure(error) }
+    }
+
+    /// Fails the pending commands of submissions whose deadline has passed, before they are written.
+    mutating func failExpired(at now: ContinuousClock.Instant, endpoint: String) {
+        pending.removeAll { index, position in
+            guard submissions[index].deadline <= now else { return false }
+            results[index][position] = .failure(RedisError(
+                kind: .deadlineExceeded, message: "the deadline passed before the command was sent to \(endpoint)"))
+            return true
+        }
     }
 
     /// Fails whatever is unanswered as never sent (connect failed, node in backoff).

@@ -25,23 +25,21 @@ public struct RedisCommand: Sendable {
     }
 
     /// `EVALSHA` of `script` with `keys` and `arguments`, routed by `keys[0]` (keyless when `keys` is empty).
-    /// A node that does not know the script gets it (`SCRIPT LOAD`) and the command is sent again.
+    /// Each connection sends `SCRIPT LOAD` ahead of a script's first use in its pipeline; when a server still
+    /// answers NOSCRIPT (after `SCRIPT FLUSH`), the script is loaded and the command sent again.
     public static func script(_ script: RedisScript, keys: [String], arguments: [String]) -> RedisCommand {
         RedisCommand(
             encoded: RESPEncoder.encode(script.evalSHAArguments(keys: keys, arguments: arguments)),
             key: keys.first, script: script)
-    }
-
-    /// The command's name (its first argument), for messages.
-    var name: String {
-        RESPEncoder.firstArgument(of: encoded) ?? "(empty command)"
     }
 }
 
 /// Commands submitted together, with the request's budget and durability demand.
 ///
 /// The commands of one request that go to one node are written back to back in one pipeline, in order. In a
-/// cluster, commands for different nodes run independently of each other.
+/// cluster, commands for different nodes run independently of each other. A command sent again (after `MOVED`,
+/// `ASK`, `TRYAGAIN`, `CLUSTERDOWN` or `NOSCRIPT`, none of which ran it) runs after the request's other commands on
+/// that node: commands that depend on each other's effects belong in one script.
 public struct RedisRequest: Sendable {
     /// The commands, run in this order on each node.
     public var commands: [RedisCommand]
@@ -101,18 +99,6 @@ enum RESPEncoder {
             bytes.append(10)
         }
         return bytes
-    }
-
-    /// The first bulk string of an encoded command.
-    static func firstArgument(of encoded: [UInt8]) -> String? {
-        // *N\r\n$L\r\n<bytes>\r\n
-        guard let firstLineEnd = encoded.firstIndex(of: 10) else { return nil }
-        let lengthStart = firstLineEnd + 2
-        guard lengthStart < encoded.count, let lengthEnd = encoded[lengthStart...].firstIndex(of: 13),
-            let length = Int(String(decoding: encoded[lengthStart..<lengthEnd], as: UTF8.self)),
-            lengthEnd + 2 + length <= encoded.count
-        else { return nil }
-        return String(decoding: encoded[(lengthEnd + 2)..<(lengthEnd + 2 + length)], as: UTF8.self)
     }
 
     private static func appendHeader(_ marker: UInt8, _ value: Int, to bytes: inout [UInt8]) {

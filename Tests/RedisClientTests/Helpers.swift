@@ -94,3 +94,22 @@ extension Result {
         if case .success = self { true } else { false }
     }
 }
+
+/// A client's only connection, held by `BLPOP` on a fresh key until `open()`: what is submitted meanwhile queues.
+struct BlockedConnection {
+    let admin: RedisConnection
+    let gate = uniqueKey("gate")
+    let blocked = Submissions(count: 1)
+
+    /// Submits the BLPOP and waits until the server has it blocked.
+    init(_ client: RedisNodeClient, admin: RedisConnection) throws {
+        self.admin = admin
+        client.submit(RedisRequest([.command(["BLPOP", gate, "0"], key: gate)], timeout: .seconds(60)), completion: blocked.record(0))
+        try waitUntilBlocked(admin, clients: 1)
+    }
+
+    /// Lets the BLPOP return.
+    func open() throws {
+        _ = try admin.command(["LPUSH", gate, "open"])
+    }
+}

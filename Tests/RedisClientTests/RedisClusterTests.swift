@@ -1,5 +1,5 @@
 import Foundation
-import RedisClient
+@testable import RedisClient
 import Synchronization
 import Testing
 import TestSupport
@@ -8,10 +8,8 @@ import TestSupport
 @Suite("RedisCluster", .serialized)
 struct RedisClusterTests {
     @Test func routesEachKeyToThePrimaryServingItsSlot() throws {
-        let servers = try RedisTestCluster.start()
-        defer { servers.stop() }
-        let cluster = client(for: servers)
-        defer { cluster.shutdown() }
+        let (servers, cluster) = try startCluster()
+        defer { stop(servers, cluster) }
         let keys = (0..<300).map { "routed:\($0)" }
 
         let writes = cluster.execute(RedisRequest(keys.map { .command(["SET", $0, "v-\($0)"], key: $0) }, timeout: .seconds(30)))
@@ -35,10 +33,8 @@ struct RedisClusterTests {
     }
 
     @Test func aRequestOverSeveralNodesIsReassembledInOrder() throws {
-        let servers = try RedisTestCluster.start()
-        defer { servers.stop() }
-        let cluster = client(for: servers)
-        defer { cluster.shutdown() }
+        let (servers, cluster) = try startCluster()
+        defer { stop(servers, cluster) }
         let primaries = try cluster.primaries()
         #expect(primaries.count == 3)
         // One key on each primary, interleaved with keyless commands.
@@ -58,10 +54,8 @@ struct RedisClusterTests {
     }
 
     @Test func primariesListEveryPrimaryWithItsSlotsAndReplica() throws {
-        let servers = try RedisTestCluster.start()
-        defer { servers.stop() }
-        let cluster = client(for: servers)
-        defer { cluster.shutdown() }
+        let (servers, cluster) = try startCluster()
+        defer { stop(servers, cluster) }
         let primaries = try cluster.primaries()
 
         #expect(Set(primaries.map(\.id.port)) == Set(try servers.primaryPorts()))
@@ -81,16 +75,26 @@ struct RedisClusterTests {
             let response = cluster.execute(RedisRequest([.command(["CLUSTER", "MYID"], key: nil)], timeout: .seconds(10)), on: primary.id)
             #expect(try response.replies[0].get().string == (try servers.node(primary.id.port).id))
         }
+        // CLUSTER SLOTS (what servers before Redis 7 offer) describes the same primaries.
+        let direct = try RedisConnection(configuration: RedisConfiguration(host: servers.host, port: servers.ports[1]))
+        let describe = { (shards: [ClusterShard]) in
+            shards.filter { !$0.slots.isEmpty }.map { "\($0.primary!) \($0.slots) \($0.replicas)" }.sorted()
+        }
+        // CLUSTER SLOTS leaves out replicas still loading their first sync, so wait until it has them all.
+        try waitFor("CLUSTER SLOTS to agree with CLUSTER SHARDS") {
+            let fromShards = try ClusterShard.parse(shards: direct.command(["CLUSTER", "SHARDS"]), askedHost: servers.host)
+            let fromSlots = try ClusterShard.parse(slots: direct.command(["CLUSTER", "SLOTS"]), askedHost: servers.host)
+            return describe(fromShards) == describe(fromSlots) && fromSlots.allSatisfy { $0.replicas.count == 1 }
+        }
+
         let replica = primaries[0].replicas[0]
         let notPrimary = cluster.execute(RedisRequest([.command(["PING"], key: nil)], timeout: .seconds(10)), on: replica)
         #expect(notPrimary.replies[0].failure?.kind == .clusterDown)
     }
 
     @Test func concurrentSubmittersOnEveryNodeGetTheirOwnReplies() throws {
-        let servers = try RedisTestCluster.start()
-        defer { servers.stop() }
-        let cluster = client(for: servers)
-        defer { cluster.shutdown() }
+        let (servers, cluster) = try startCluster()
+        defer { stop(servers, cluster) }
         let mismatches = Mutex<[String]>([])
         let counters = (0..<6).map { "counter:{\(RedisSlot.hashTag(of: $0 * 2731))}" }
 
@@ -116,10 +120,8 @@ struct RedisClusterTests {
     }
 
     @Test func waitCountsTheReplicasOfEveryNodeWrittenTo() throws {
-        let servers = try RedisTestCluster.start()
-        defer { servers.stop() }
-        let cluster = client(for: servers)
-        defer { cluster.shutdown() }
+        let (servers, cluster) = try startCluster()
+        defer { stop(servers, cluster) }
         let primaries = try cluster.primaries()
         let keys = primaries.map { "durable:{\(RedisSlot.hashTag(of: $0.slots[0].lowerBound))}" }
 
@@ -144,10 +146,8 @@ struct RedisClusterTests {
     }
 
     @Test func scriptsAreLoadedOnEachNodeAndAgainAfterSCRIPTFLUSH() throws {
-        let servers = try RedisTestCluster.start()
-        defer { servers.stop() }
-        let cluster = client(for: servers)
-        defer { cluster.shutdown() }
+        let (servers, cluster) = try startCluster()
+        defer { stop(servers, cluster) }
         let script = RedisScript("return redis.call('INCRBY', KEYS[1], ARGV[1])")
         let keys = try cluster.primaries().map { "scripted:{\(RedisSlot.hashTag(of: $0.slots[0].upperBound))}" }
         let run = { (amount: Int) in
@@ -166,10 +166,8 @@ struct RedisClusterTests {
     }
 
     @Test func followsMOVEDAfterASlotMigration() throws {
-        let servers = try RedisTestCluster.start()
-        defer { servers.stop() }
-        let cluster = client(for: servers)
-        defer { cluster.shutdown() }
+        let (servers, cluster) = try startCluster()
+        defer { stop(servers, cluster) }
         let key = "migrating:{moved}"
         let slot = RedisSlot.of(key: key)
         #expect(try cluster.execute(RedisRequest([.command(["SET", key, "kept"], key: key)], timeout: .seconds(10))).replies[0].get() == .status("OK"))
@@ -188,10 +186,8 @@ struct RedisClusterTests {
     }
 
     @Test func followsASKDuringASlotMigration() throws {
-        let servers = try RedisTestCluster.start()
-        defer { servers.stop() }
-        let cluster = client(for: servers)
-        defer { cluster.shutdown() }
+        let (servers, cluster) = try startCluster()
+        defer { stop(servers, cluster) }
         let staying = "asked:{ask}:old"
         let arriving = "asked:{ask}:new"
         let slot = RedisSlot.of(key: staying)
@@ -209,6 +205,11 @@ struct RedisClusterTests {
         #expect(try during.replies.map { try $0.get() } == [.string(Array("old".utf8)), .status("OK"), .string(Array("new".utf8))])
         #expect(try servers.command(target, ["CLUSTER", "COUNTKEYSINSLOT", String(slot)]) == "1")
         #expect(try servers.command(source, ["CLUSTER", "COUNTKEYSINSLOT", String(slot)]) == "1")
+        // A command over both keys finds them split between the nodes: TRYAGAIN until the deadline.
+        let split = cluster.execute(RedisRequest([.command(["MGET", staying, arriving], key: staying)], timeout: .milliseconds(300)))
+        #expect(split.replies[0].failure?.kind == .clusterDown)
+        #expect(split.replies[0].failure?.message.contains("TRYAGAIN") == true)
+        #expect(split.replies[0].failure?.mayHaveExecuted == false)
         // ASK changes no routing: the slot still belongs to the source.
         #expect(try cluster.primaries().first { $0.slots.contains { $0.contains(slot) } }?.id.port == source)
 
@@ -219,10 +220,8 @@ struct RedisClusterTests {
     }
 
     @Test func clusterDownIsRetriedWithinTheDeadline() throws {
-        let servers = try RedisTestCluster.start()
-        defer { servers.stop() }
-        let cluster = client(for: servers)
-        defer { cluster.shutdown() }
+        let (servers, cluster) = try startCluster()
+        defer { stop(servers, cluster) }
         let key = "down:{slot}"
         let slot = RedisSlot.of(key: key)
         let owner = try servers.primaryPort(servingSlot: slot)
@@ -243,10 +242,8 @@ struct RedisClusterTests {
     }
 
     @Test func aKilledPrimaryFailsFastUnsentAndItsPromotedReplicaIsFollowed() throws {
-        let servers = try RedisTestCluster.start()
-        defer { servers.stop() }
-        let cluster = client(for: servers)
-        defer { cluster.shutdown() }
+        let (servers, cluster) = try startCluster()
+        defer { stop(servers, cluster) }
         let key = "failover:{victim}"
         let victim = try servers.primaryPort(servingSlot: RedisSlot.of(key: key))
         #expect(cluster.execute(RedisRequest([.command(["SET", key, "1"], key: key)], timeout: .seconds(10), replicas: 1)).acknowledgedReplicas == 1)
@@ -267,10 +264,8 @@ struct RedisClusterTests {
     }
 
     @Test func aPrimaryKilledUnderLoadLosesNoAcknowledgedWriteAndReportsDoubtCorrectly() throws {
-        let servers = try RedisTestCluster.start()
-        defer { servers.stop() }
-        let cluster = client(for: servers)
-        defer { cluster.shutdown() }
+        let (servers, cluster) = try startCluster()
+        defer { stop(servers, cluster) }
         let counters = (0..<12).map { "load:{\(RedisSlot.hashTag(of: $0 * 1365 + 7))}" }
         let victim = try servers.primaryPort(servingSlot: RedisSlot.of(key: counters[0]))
         let stop = Atomic<Bool>(false)
@@ -352,6 +347,17 @@ struct RedisClusterTests {
     }
 
     // MARK: helpers
+
+    /// A fresh cluster and a client for it.
+    private func startCluster() throws -> (RedisTestCluster, RedisCluster) {
+        let servers = try RedisTestCluster.start()
+        return (servers, client(for: servers))
+    }
+
+    private func stop(_ servers: RedisTestCluster, _ cluster: RedisCluster) {
+        cluster.shutdown()
+        servers.stop()
+    }
 
     private func client(for servers: RedisTestCluster, password: String? = nil) -> RedisCluster {
         // Only one seed: the client must learn the other nodes from it.

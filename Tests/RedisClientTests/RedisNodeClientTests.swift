@@ -70,23 +70,16 @@ struct RedisNodeClientTests {
         defer { server.stop() }
         let client = RedisNodeClient(configuration: configuration(for: server), options: .init(connections: 1))
         defer { client.shutdown() }
-        let admin = try RedisConnection(configuration: configuration(for: server))
-        let gate = uniqueKey("gate")
-
-        // The only connection blocks on BLPOP until we push to the gate.
-        let blocked = Submissions(count: 1)
-        client.submit(RedisRequest([.command(["BLPOP", gate, "0"], key: gate)], timeout: .seconds(60)), completion: blocked.record(0))
-        try waitUntilBlocked(admin, clients: 1)
+        let connection = try BlockedConnection(client, admin: RedisConnection(configuration: configuration(for: server)))
         let before = client.statistics
 
         let queued = Submissions(count: 50)
         for index in 0..<50 {
             client.submit(RedisRequest([.command(["ECHO", String(index)], key: nil)], timeout: .seconds(60)), completion: queued.record(index))
         }
-        _ = try admin.command(["LPUSH", gate, "open"])
+        try connection.open()
 
-        let blockedReplies = blocked.wait()
-        #expect(blockedReplies[0].replies.count == 1)
+        #expect(connection.blocked.wait()[0].replies[0].isSuccess)
         let responses = queued.wait()
         for (index, response) in responses.enumerated() {
             #expect(try response.replies[0].get().string == String(index))
@@ -193,23 +186,19 @@ struct RedisNodeClientTests {
         let client = RedisNodeClient(configuration: configuration(for: server), options: .init(connections: 1))
         defer { client.shutdown() }
         let admin = try RedisConnection(configuration: configuration(for: server))
-        let gate = uniqueKey("gate")
+        let connection = try BlockedConnection(client, admin: admin)
         let key = uniqueKey()
-
-        let blocked = Submissions(count: 1)
-        client.submit(RedisRequest([.command(["BLPOP", gate, "0"], key: gate)], timeout: .seconds(60)), completion: blocked.record(0))
-        try waitUntilBlocked(admin, clients: 1)
         let queued = Submissions(count: 1)
         let deadline = ContinuousClock.now + .milliseconds(50)
         client.submit(RedisRequest([.command(["SET", key, "x"], key: key)], deadline: deadline), completion: queued.record(0))
         // Open the gate only after the queued request's deadline has passed.
         try waitFor("the deadline to pass") { ContinuousClock.now > deadline }
-        _ = try admin.command(["LPUSH", gate, "open"])
+        try connection.open()
 
         let error = queued.wait()[0].replies[0].failure
         #expect(error?.kind == .deadlineExceeded)
         #expect(error?.mayHaveExecuted == false)
-        #expect(blocked.wait()[0].replies[0].isSuccess)
+        #expect(connection.blocked.wait()[0].replies[0].isSuccess)
         #expect(try admin.command(["EXISTS", key]) == .integer(0))
     }
 
@@ -219,17 +208,12 @@ struct RedisNodeClientTests {
         let server = try RedisServer.start(extraArguments: ["--requirepass", "pw"])
         let client = RedisNodeClient(configuration: configuration(for: server, password: "pw"), options: .init(connections: 1))
         defer { client.shutdown() }
-        let admin = try RedisConnection(configuration: configuration(for: server, password: "pw"))
-        let gate = uniqueKey("gate")
-
-        let inFlight = Submissions(count: 1)
-        client.submit(RedisRequest([.command(["BLPOP", gate, "0"], key: gate)], timeout: .seconds(60)), completion: inFlight.record(0))
-        try waitUntilBlocked(admin, clients: 1)
+        let inFlight = try BlockedConnection(client, admin: RedisConnection(configuration: configuration(for: server, password: "pw")))
         let queued = Submissions(count: 1)
         client.submit(RedisRequest([.command(["PING"], key: nil)], timeout: .seconds(60)), completion: queued.record(0))
         server.kill()
 
-        let inFlightError = inFlight.wait()[0].replies[0].failure
+        let inFlightError = inFlight.blocked.wait()[0].replies[0].failure
         #expect(inFlightError?.kind == .io)
         #expect(inFlightError?.mayHaveExecuted == true)
         // The queued PING was retried on a new connection, which could not be made.

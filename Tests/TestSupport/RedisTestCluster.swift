@@ -70,6 +70,7 @@ public final class RedisTestCluster: @unchecked Sendable {
                 throw ChildProcessError("redis-cli --cluster create failed (\(create.status)):\n\(create.output)")
             }
             try cluster.waitUntilHealthy()
+            try cluster.waitUntilReplicasAreInSync()
             return cluster
         } catch {
             for node in started { node.server.process.signal(SIGKILL) }
@@ -183,6 +184,7 @@ public final class RedisTestCluster: @unchecked Sendable {
             if let index = nodes.firstIndex(where: { $0.port == port }) { nodes[index] = restarted }
         }
         try waitUntilHealthy()
+        try waitUntilReplicasAreInSync()
     }
 
     /// Stops the node at `port` (SIGTERM, waiting for it to exit); `restart` brings it back.
@@ -246,6 +248,30 @@ public final class RedisTestCluster: @unchecked Sendable {
                 views.insert(try primaryPorts(askingPort: port).sorted().map(String.init).joined(separator: ","))
             }
             return views.count == 1
+        }
+    }
+
+    /// Waits until every live replica has finished its sync with its primary (the primary lists it as online), so
+    /// `WAIT` counts it.
+    public func waitUntilReplicasAreInSync() throws {
+        try waitUntil("every live replica to be in sync") {
+            let live = Set(livePorts())
+            var expected: [Int: Int] = [:]
+            let nodesByID = Dictionary(uniqueKeysWithValues: nodes.map { ($0.id, $0.port) })
+            guard let asking = live.first else { return false }
+            for line in try command(asking, ["CLUSTER", "NODES"]).split(separator: "\n") {
+                let fields = line.split(separator: " ").map(String.init)
+                guard fields.count >= 4, fields[2].contains("slave"), !fields[2].contains("fail"),
+                    let replicaPort = try? Self.port(ofAddress: fields[1]), live.contains(replicaPort),
+                    let primaryPort = nodesByID[fields[3]], live.contains(primaryPort)
+                else { continue }
+                expected[primaryPort, default: 0] += 1
+            }
+            for (primaryPort, replicas) in expected {
+                let info = try command(primaryPort, ["INFO", "replication"])
+                if info.components(separatedBy: "state=online").count - 1 < replicas { return false }
+            }
+            return true
         }
     }
 
