@@ -19,6 +19,11 @@ public struct TransferRequest: Sendable, Hashable {
         } catch {
             throw .malformedJSON(error.description)
         }
+        try self.init(jsonValue: value)
+    }
+
+    /// Validates an already parsed request (an item of a batch) like a body: the same problems, the same messages.
+    public init(jsonValue value: JSONValue) throws(TransferValidationError) {
         guard case .object(let object) = value else {
             throw .notAnObject(found: value.kindDescription)
         }
@@ -67,7 +72,8 @@ public struct TransferRequest: Sendable, Hashable {
         self.amount = amount
     }
 
-    private static func partyID(_ name: String, in object: JSONObject, problems: inout [FieldProblem]) -> String? {
+    /// The party id in member `name`, or nil with its problems appended (also validates a listing's `account`).
+    static func partyID(_ name: String, in object: JSONObject, problems: inout [FieldProblem]) -> String? {
         let problemCount = problems.count
         switch object[name] {
         case nil:

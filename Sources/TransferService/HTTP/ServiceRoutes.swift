@@ -20,6 +20,8 @@ public struct ServiceRoutes: HTTPResponder {
         case liveness
         case readiness
         case metrics
+        case listTransfers
+        case createBatch
 
         /// Health endpoints answer without credentials, so orchestrators can probe them.
         var requiresAuthentication: Bool { self != .liveness && self != .readiness }
@@ -35,6 +37,8 @@ public struct ServiceRoutes: HTTPResponder {
             case .liveness: "/healthz"
             case .readiness: "/readyz"
             case .metrics: "/metrics"
+            case .listTransfers: "/transfers"
+            case .createBatch: "/transfers/batch"
             }
         }
     }
@@ -46,6 +50,8 @@ public struct ServiceRoutes: HTTPResponder {
     private let metrics: ServiceMetrics
     private let logger: Logger
     private let router: Router<Operation>
+    private let listing: TransferListingEndpoint
+    private let batches: BatchCreationEndpoint
 
     /// Routes backed by `repository`, publishing new transfers with `publisher`.
     public init(
@@ -67,7 +73,11 @@ public struct ServiceRoutes: HTTPResponder {
         router.add("GET", "/healthz", .liveness)
         router.add("GET", "/readyz", .readiness)
         router.add("GET", "/metrics", .metrics)
+        router.add("GET", "/transfers", .listTransfers)
+        router.add("POST", "/transfers/batch", .createBatch)
         self.router = router
+        listing = TransferListingEndpoint(repository: repository)
+        batches = BatchCreationEndpoint(repository: repository, publisher: publisher, metrics: metrics, logger: logger)
     }
 
     public func respond(to request: HTTPRequest, reply: HTTPReply) {
@@ -138,6 +148,10 @@ public struct ServiceRoutes: HTTPResponder {
             answer.send(HTTPResponse(
                 status: 200, headers: ["Content-Type": "text/plain; version=0.0.4; charset=utf-8"], body: metrics.exposition()
             ))
+        case .listTransfers:
+            try listing.respond(query: request.query, answer: answer)
+        case .createBatch:
+            try batches.respond(request, client: client, answer: answer)
         }
     }
 
