@@ -166,10 +166,9 @@ struct BatchCreationEndpoint: Sendable {
                 if case .internalError(let reason) = error {
                     logger.error("batch item failed", metadata: ["error": "\(reason)"])
                 }
+                // The problem details a single create would have answered, with `status` first.
                 var item = JSONObject(["status": .number(String(problem.status))])
-                for (name, value) in problem.body.members where name != "status" {
-                    item[name] = value
-                }
+                for name in ["type", "title", "detail"] + problem.body.names { item[name] = problem.body[name] }
                 body += JSONValue.object(item).serialized
             }
         }
