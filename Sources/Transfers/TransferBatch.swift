@@ -17,12 +17,7 @@ public struct TransferBatchRequest: Sendable {
     /// batch (`invalidFields`: no `transfers` array, an unknown member, 0 or more than `maximumItems` items, an
     /// item that is not an object). Items with invalid fields do not throw: they are failed items.
     public init(json bytes: some Collection<UInt8>) throws(TransferValidationError) {
-        let value: JSONValue
-        do {
-            value = try JSONValue.parse(bytes)
-        } catch {
-            throw .malformedJSON(error.description)
-        }
+        let value = try TransferValidationError.parse(bytes)
         guard case .object(let object) = value else {
             throw .notAnObject(found: value.kindDescription)
         }
@@ -63,6 +58,17 @@ public struct TransferBatchRequest: Sendable {
             canonical.append(UInt8(ascii: "\n"))
         }
         fingerprint = Hex.encode(SHA256.hash(data: canonical))
+    }
+}
+
+extension TransferValidationError {
+    /// A request body as one JSON value, or `malformedJSON`.
+    static func parse(_ bytes: some Collection<UInt8>) throws(TransferValidationError) -> JSONValue {
+        do {
+            return try JSONValue.parse(bytes)
+        } catch {
+            throw .malformedJSON(error.description)
+        }
     }
 }
 

@@ -13,13 +13,7 @@ public struct TransferRequest: Sendable, Hashable {
 
     /// Parses and validates a request body. Every problem with the fields is reported at once.
     public init(json bytes: some Collection<UInt8>) throws(TransferValidationError) {
-        let value: JSONValue
-        do {
-            value = try JSONValue.parse(bytes)
-        } catch {
-            throw .malformedJSON(error.description)
-        }
-        try self.init(jsonValue: value)
+        try self.init(jsonValue: TransferValidationError.parse(bytes))
     }
 
     /// Validates an already parsed request (an item of a batch) like a body: the same problems, the same messages.

@@ -295,30 +295,30 @@ import Transfers
 
     // MARK: Repair
 
-    @Test func theConsumerAddsTheEntriesOfATransferItRecreates() throws {
-        let account = ListingClient.account("recreated")
-        let id = TransferID.random()
-        let event = Transfer(
-            id: id, senderID: account, receiverID: "bob", amount: Amount(minorUnits: 500), status: .initiated, version: 1,
+    /// A transfer as the service would have created it (initiated, version 1), stored nowhere yet.
+    private func initiatedTransfer(of account: String) -> Transfer {
+        Transfer(
+            id: .random(), senderID: account, receiverID: "bob", amount: Amount(minorUnits: 500), status: .initiated, version: 1,
             createdAt: "2026-01-02T03:04:05.678Z", updatedAt: "2026-01-02T03:04:05.678Z"
         )
-        try harness.publish(key: id.rawValue, event.json)
-        _ = try harness.waitForStoredTransfer(id.rawValue) { $0.status == .completed }
-        try eventually("the recreated transfer is listed") { try client.page([("account", account)]).transfers.map(\.id) == [id] }
+    }
+
+    @Test func theConsumerAddsTheEntriesOfATransferItRecreates() throws {
+        let account = ListingClient.account("recreated")
+        let event = initiatedTransfer(of: account)
+        try harness.publish(key: event.id.rawValue, event.json)
+        _ = try harness.waitForStoredTransfer(event.id.rawValue) { $0.status == .completed }
+        try eventually("the recreated transfer is listed") { try client.page([("account", account)]).transfers.map(\.id) == [event.id] }
     }
 
     @Test func theConsumerRepairsEntriesLostBeforeItsCompletion() throws {
         // A transfer whose entries were never written (an unreachable node, in a cluster): its event repairs them.
         let account = ListingClient.account("repaired")
-        let id = TransferID.random()
-        let initiated = Transfer(
-            id: id, senderID: account, receiverID: "bob", amount: Amount(minorUnits: 700), status: .initiated, version: 1,
-            createdAt: "2026-02-03T04:05:06.789Z", updatedAt: "2026-02-03T04:05:06.789Z"
-        )
-        try harness.storeRecord(id.rawValue, initiated.json)
+        let initiated = initiatedTransfer(of: account)
+        try harness.storeRecord(initiated.id.rawValue, initiated.json)
         #expect(try client.page([("account", account)]).transfers.isEmpty)
-        try harness.publish(key: id.rawValue, initiated.json)
-        _ = try harness.waitForStoredTransfer(id.rawValue) { $0.status == .completed }
-        try eventually("the completed transfer is listed") { try client.page([("account", account)]).transfers.map(\.id) == [id] }
+        try harness.publish(key: initiated.id.rawValue, initiated.json)
+        _ = try harness.waitForStoredTransfer(initiated.id.rawValue) { $0.status == .completed }
+        try eventually("the completed transfer is listed") { try client.page([("account", account)]).transfers.map(\.id) == [initiated.id] }
     }
 }

@@ -25,12 +25,7 @@ struct BatchCreationEndpoint: Sendable {
     }
 
     func respond(_ request: HTTPRequest, client: ClientScope, answer: Answer) throws(APIError) {
-        let contentType = request.headers["Content-Type"]
-        guard let contentType, ServiceRoutes.isJSON(contentType) else { throw .unsupportedMediaType(found: contentType) }
-        let idempotencyKey = try request.headers["Idempotency-Key"].map { (key) throws(APIError) -> String in
-            guard ServiceRoutes.isValidIdempotencyKey(key) else { throw .invalidIdempotencyKey }
-            return key
-        }
+        let idempotencyKey = try ServiceRoutes.idempotencyKeyOfJSONPost(request)
         let batch: TransferBatchRequest
         do {
             batch = try TransferBatchRequest(json: request.body)
@@ -122,7 +117,7 @@ struct BatchCreationEndpoint: Sendable {
                 logger.info("transfer initiated", metadata: ["transfer_id": "\(item.transfer.id)", "batch": "true"])
                 publisher.publish(item.transfer.id, json: item.json)
             }
-            metrics.transfersCreated.increment(by: created.count)
+            if !created.isEmpty { metrics.transfersCreated.increment(by: created.count) }
             if retry {
                 create(run, known: known, results: results, attempt: attempt + 1, answer: answer)
             } else {

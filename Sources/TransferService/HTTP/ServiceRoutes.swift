@@ -159,12 +159,7 @@ public struct ServiceRoutes: HTTPResponder {
 
     /// `POST /transfers`: validate, store with its outbox entry (and idempotency record), publish, answer 202.
     private func createTransfer(_ request: HTTPRequest, client: ClientScope, answer: Answer) throws(APIError) {
-        let contentType = request.headers["Content-Type"]
-        guard let contentType, Self.isJSON(contentType) else { throw .unsupportedMediaType(found: contentType) }
-        let idempotencyKey = try request.headers["Idempotency-Key"].map { (key) throws(APIError) -> String in
-            guard Self.isValidIdempotencyKey(key) else { throw .invalidIdempotencyKey }
-            return key
-        }
+        let idempotencyKey = try Self.idempotencyKeyOfJSONPost(request)
         let transferRequest: TransferRequest
         do {
             transferRequest = try TransferRequest(json: request.body)
@@ -348,6 +343,16 @@ public struct ServiceRoutes: HTTPResponder {
         guard mediaType.count == expected.count else { return false }
         return zip(mediaType, expected).allSatisfy { byte, lowercase in
             (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte + 32 : byte) == lowercase
+        }
+    }
+
+    /// Checks that a create's body is sent as JSON; returns its `Idempotency-Key`, if valid, nil if absent.
+    static func idempotencyKeyOfJSONPost(_ request: HTTPRequest) throws(APIError) -> String? {
+        let contentType = request.headers["Content-Type"]
+        guard let contentType, Self.isJSON(contentType) else { throw .unsupportedMediaType(found: contentType) }
+        return try request.headers["Idempotency-Key"].map { (key) throws(APIError) -> String in
+            guard Self.isValidIdempotencyKey(key) else { throw .invalidIdempotencyKey }
+            return key
         }
     }
 

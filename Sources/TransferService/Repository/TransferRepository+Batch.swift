@@ -80,6 +80,7 @@ extension TransferRepository {
 
     /// The idempotency records stored for the transfers `ids` (nil where there is none), in one request.
     public func idempotencyRecords(of ids: [TransferID], completion: @escaping @Sendable (Result<[IdempotencyRecord?], RepositoryError>) -> Void) {
+        guard !ids.isEmpty else { return completion(.success([])) }
         let reads = ids.map { id in
             let key = TransferKeys(id).idempotency
             return RedisCommand.command(["GET", key], key: key)
