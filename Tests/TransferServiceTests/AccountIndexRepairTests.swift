@@ -101,4 +101,20 @@ struct AccountIndexRepairTests {
         }
         #expect(page?.transfers.isEmpty == true)
     }
+
+    @Test func withARetentionEachCreateTrimsEntriesOlderThanTheRetentionPlusADay() throws {
+        let deployment = try ServiceDeployment(name: "trim", brokers: 1, environment: ["TRANSFER_RETENTION": "1h"])
+        defer { deployment.tearDown() }
+        let instance = try deployment.addInstance()
+        let client = ListingClient(http: instance.http)
+        let account = ListingClient.account("trim")
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        // Entries of transfers long expired (25 h + 1 min old) and of one still within its retention and a day (24 h).
+        let expired = indexMember(ListingPosition(createdAtMilliseconds: now - 90_060_000, id: .random()))
+        let recent = indexMember(ListingPosition(createdAtMilliseconds: now - 86_400_000, id: .random()))
+        _ = try deployment.withRedis { try $0.command(["ZADD", "{account:\(account)}:sent", "0", expired, "0", recent]) }
+        let created = try client.create(sender: account, receiver: "bob")
+        let members = try deployment.withRedis { try $0.command(["ZRANGE", "{account:\(account)}:sent", "0", "-1"]) }.array?.compactMap(\.string)
+        #expect(members == [recent, indexMember(created.position)])
+    }
 }
