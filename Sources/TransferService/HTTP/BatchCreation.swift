@@ -41,13 +41,12 @@ struct BatchCreationEndpoint: Sendable {
             requests: valid, idempotencyKey: idempotencyKey, fingerprint: "batch " + batch.fingerprint, client: client,
             createdAt: UnixMilliseconds.now().rfc3339
         )
-        guard let idempotencyKey else {
+        guard idempotencyKey != nil else {
             return create(creation, known: [], results: results, attempt: 1, answer: answer)
         }
         // A keyed batch first reads its items' idempotency records: a different batch sent with the same key is
         // refused before any item is written.
-        let ids = valid.map { TransferID.derived(fromIdempotencyKey: idempotencyKey, scope: client.scope, batchItem: $0.index) }
-        repository.idempotencyRecords(of: ids) { [self] found in
+        repository.idempotencyRecords(of: valid.map { creation.id(ofItem: $0.index) }) { [self] found in
             switch found {
             case .failure(let error):
                 answer.fail(APIError(error))
