@@ -64,6 +64,11 @@ extension TransferID {
         name.append(contentsOf: scope.utf8)
         name.append(UInt8(ascii: "\n"))
         name.append(contentsOf: idempotencyKey.utf8)
+        return nameBased(name)
+    }
+
+    /// The version 5 (name-based, SHA-1) UUID of `name`, which starts with its namespace.
+    static func nameBased(_ name: [UInt8]) -> TransferID {
         var bytes = Array(Insecure.SHA1.hash(data: name).prefix(16))
         bytes[6] = (bytes[6] & 0x0F) | 0x50  // version 5
         bytes[8] = (bytes[8] & 0x3F) | 0x80  // RFC 9562 variant

@@ -13,12 +13,11 @@ public struct TransferRequest: Sendable, Hashable {
 
     /// Parses and validates a request body. Every problem with the fields is reported at once.
     public init(json bytes: some Collection<UInt8>) throws(TransferValidationError) {
-        let value: JSONValue
-        do {
-            value = try JSONValue.parse(bytes)
-        } catch {
-            throw .malformedJSON(error.description)
-        }
+        try self.init(jsonValue: TransferValidationError.parse(bytes))
+    }
+
+    /// Validates an already parsed request (an item of a batch) like a body: the same problems, the same messages.
+    public init(jsonValue value: JSONValue) throws(TransferValidationError) {
         guard case .object(let object) = value else {
             throw .notAnObject(found: value.kindDescription)
         }
@@ -69,7 +68,8 @@ public struct TransferRequest: Sendable, Hashable {
         self.amount = amount
     }
 
-    private static func partyID(_ name: String, in object: JSONObject, problems: inout FieldProblemList) -> String? {
+    /// The party id in member `name`, or nil with its problems appended (also validates a listing's `account`).
+    static func partyID(_ name: String, in object: JSONObject, problems: inout FieldProblemList) -> String? {
         let problemCount = problems.count
         switch object[name] {
         case nil:

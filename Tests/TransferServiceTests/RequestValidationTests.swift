@@ -123,7 +123,10 @@ import Transfers
         try expectProblem(try harness.http.get(path), status: 404)
     }
 
-    @Test(arguments: [("DELETE", "/transfers", "POST"), ("PUT", "/transfers/\(TransferID.random())", "GET"), ("GET", "/transfers", "POST")])
+    @Test(arguments: [
+        ("DELETE", "/transfers", "GET, POST"), ("PUT", "/transfers/\(TransferID.random())", "GET"),
+        ("GET", "/transfers/\(TransferID.random())/cancel", "POST"),
+    ])
     func wrongMethodIs405WithAllow(method: String, path: String, allowed: String) throws {
         let response = try harness.http.send(method: method, path: path)
         try expectProblem(response, status: 405)

@@ -6,6 +6,8 @@ import Transfers
 /// `application/problem+json` bodies (RFC 9457).
 public enum APIError: Error, Sendable {
     case invalidRequest(TransferValidationError)
+    /// The query of `GET /transfers` is not a valid listing (a bad cursor included).
+    case invalidListingQuery([FieldProblem])
     case unsupportedMediaType(found: String?)
     case bodyTooLarge(limit: Int)
     case lengthRequired
@@ -46,6 +48,15 @@ public enum APIError: Error, Sendable {
 
     /// The problem-details response for this error.
     var response: HTTPResponse {
+        let problem = problemDetails
+        var headers = problem.headers
+        headers.add(name: "Content-Type", value: "application/problem+json")
+        return HTTPResponse(status: problem.status, headers: headers, body: Array(JSONValue.object(problem.body).serialized.utf8))
+    }
+
+    /// The problem details of this error: the status, the headers that go with it, and the RFC 9457 object (which
+    /// is also how a failed item of a batch is reported).
+    var problemDetails: (status: Int, headers: HTTPHeaders, body: JSONObject) {
         var problem = JSONObject()
         var headers: HTTPHeaders = [:]
         let status: Int
@@ -62,10 +73,12 @@ public enum APIError: Error, Sendable {
         case .invalidRequest(.invalidFields(let problems, let omitted)):
             (status, type, title) = (422, "invalid-fields", "Invalid transfer request")
             detail = TransferValidationError.invalidFields(problems, omitted: omitted).description
-            problem["errors"] = .array(problems.map {
-                .object(JSONObject(["field": .string($0.field), "detail": .string($0.reason)]))
-            })
+            problem["errors"] = Self.fieldErrors(problems)
             problem["errors_omitted"] = .number(String(omitted))
+        case .invalidListingQuery(let problems):
+            (status, type, title) = (400, "invalid-query", "Invalid query")
+            detail = TransferValidationError.invalidFields(problems, omitted: 0).description
+            problem["errors"] = Self.fieldErrors(problems)
         case .unsupportedMediaType(let found):
             (status, type, title) = (415, "unsupported-media-type", "Unsupported media type")
             detail = "The request body must be sent as application/json" + (found.map { ", not \($0)." } ?? ".")
@@ -142,8 +155,12 @@ public enum APIError: Error, Sendable {
         problem["title"] = .string(title)
         problem["status"] = .number(String(status))
         problem["detail"] = .string(detail)
-        headers.add(name: "Content-Type", value: "application/problem+json")
-        return HTTPResponse(status: status, headers: headers, body: Array(JSONValue.object(problem).serialized.utf8))
+        return (status, headers, problem)
+    }
+
+    /// The `errors` member of a problem about fields: `[{field, detail}]`.
+    private static func fieldErrors(_ problems: [FieldProblem]) -> JSONValue {
+        .array(problems.map { .object(JSONObject(["field": .string($0.field), "detail": .string($0.reason)])) })
     }
 
     /// Problem type URIs: `tag:` URIs (RFC 4151), which name a kind of problem without pretending to be a web page.

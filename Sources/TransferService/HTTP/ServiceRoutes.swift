@@ -20,6 +20,8 @@ public struct ServiceRoutes: HTTPResponder {
         case liveness
         case readiness
         case metrics
+        case listTransfers
+        case createBatch
 
         /// Health endpoints answer without credentials, so orchestrators can probe them.
         var requiresAuthentication: Bool { self != .liveness && self != .readiness }
@@ -35,6 +37,8 @@ public struct ServiceRoutes: HTTPResponder {
             case .liveness: "/healthz"
             case .readiness: "/readyz"
             case .metrics: "/metrics"
+            case .listTransfers: "/transfers"
+            case .createBatch: "/transfers/batch"
             }
         }
     }
@@ -46,6 +50,8 @@ public struct ServiceRoutes: HTTPResponder {
     private let metrics: ServiceMetrics
     private let logger: Logger
     private let router: Router<Operation>
+    private let listing: TransferListingEndpoint
+    private let batches: BatchCreationEndpoint
 
     /// Routes backed by `repository`, publishing new transfers with `publisher`.
     public init(
@@ -67,7 +73,11 @@ public struct ServiceRoutes: HTTPResponder {
         router.add("GET", "/healthz", .liveness)
         router.add("GET", "/readyz", .readiness)
         router.add("GET", "/metrics", .metrics)
+        router.add("GET", "/transfers", .listTransfers)
+        router.add("POST", "/transfers/batch", .createBatch)
         self.router = router
+        listing = TransferListingEndpoint(repository: repository)
+        batches = BatchCreationEndpoint(repository: repository, publisher: publisher, metrics: metrics, logger: logger)
     }
 
     public func respond(to request: HTTPRequest, reply: HTTPReply) {
@@ -138,6 +148,10 @@ public struct ServiceRoutes: HTTPResponder {
             answer.send(HTTPResponse(
                 status: 200, headers: ["Content-Type": "text/plain; version=0.0.4; charset=utf-8"], body: metrics.exposition()
             ))
+        case .listTransfers:
+            try listing.respond(query: request.query, answer: answer)
+        case .createBatch:
+            try batches.respond(request, client: client, answer: answer)
         }
     }
 
@@ -145,12 +159,7 @@ public struct ServiceRoutes: HTTPResponder {
 
     /// `POST /transfers`: validate, store with its outbox entry (and idempotency record), publish, answer 202.
     private func createTransfer(_ request: HTTPRequest, client: ClientScope, answer: Answer) throws(APIError) {
-        let contentType = request.headers["Content-Type"]
-        guard let contentType, Self.isJSON(contentType) else { throw .unsupportedMediaType(found: contentType) }
-        let idempotencyKey = try request.headers["Idempotency-Key"].map { (key) throws(APIError) -> String in
-            guard Self.isValidIdempotencyKey(key) else { throw .invalidIdempotencyKey }
-            return key
-        }
+        let idempotencyKey = try Self.idempotencyKeyOfJSONPost(request)
         let transferRequest: TransferRequest
         do {
             transferRequest = try TransferRequest(json: request.body)
@@ -334,6 +343,16 @@ public struct ServiceRoutes: HTTPResponder {
         guard mediaType.count == expected.count else { return false }
         return zip(mediaType, expected).allSatisfy { byte, lowercase in
             (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte + 32 : byte) == lowercase
+        }
+    }
+
+    /// Checks that a create's body is sent as JSON; returns its `Idempotency-Key`, if valid, nil if absent.
+    static func idempotencyKeyOfJSONPost(_ request: HTTPRequest) throws(APIError) -> String? {
+        let contentType = request.headers["Content-Type"]
+        guard let contentType, Self.isJSON(contentType) else { throw .unsupportedMediaType(found: contentType) }
+        return try request.headers["Idempotency-Key"].map { (key) throws(APIError) -> String in
+            guard Self.isValidIdempotencyKey(key) else { throw .invalidIdempotencyKey }
+            return key
         }
     }
 

@@ -175,6 +175,7 @@ public final class TransferProcessor: Sendable {
             }
         }
         guard let outcomes = apply(events.map(\.event)) else { return false }
+        repository.reindex(zip(events, outcomes).filter { $0.1.storedTheEvent }.map(\.0.event))  // account-index repair
         let perEvent = (ContinuousClock.now - started) / max(events.count, 1)
         for ((message, event), outcome) in zip(events, outcomes) {
             switch outcome {

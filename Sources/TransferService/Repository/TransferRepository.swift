@@ -62,13 +62,11 @@ public final class TransferRepository: Sendable {
         _ transfer: Transfer, json: String, idempotency: IdempotencyRecord?,
         completion: @escaping @Sendable (Result<CreateOutcome, RepositoryError>) -> Void
     ) {
-        let keys = TransferKeys(transfer.id)
-        let command = RedisCommand.script(
-            TransferScripts.create, keys: [keys.record, keys.history, keys.outbox, keys.pending, keys.idempotency],
-            arguments: [json, String(settings.outboxLeaseMilliseconds), transfer.id.rawValue, idempotency?.json ?? ""]
-        )
+        let command = createCommand(transfer, json: json, idempotency: idempotency)
         let deadline = ContinuousClock.now + settings.timeout
-        submit([command], deadline: deadline, replicas: settings.replicas) { [self] response in
+        // The parties' account-index entries ride in the same request (see AccountIndex); only the script's reply
+        // decides the outcome.
+        submit([command] + indexAdditions(for: transfer), deadline: deadline, replicas: settings.replicas) { [self] response in
             switch Self.createOutcome(response, id: transfer.id, required: settings.replicas) {
             case .decided(let outcome):
                 completion(outcome)
@@ -78,13 +76,22 @@ public final class TransferRepository: Sendable {
         }
     }
 
-    private enum CreateReply {
+    /// The create script's command for `transfer`.
+    func createCommand(_ transfer: Transfer, json: String, idempotency: IdempotencyRecord?) -> RedisCommand {
+        let keys = TransferKeys(transfer.id)
+        return RedisCommand.script(
+            TransferScripts.create, keys: [keys.record, keys.history, keys.outbox, keys.pending, keys.idempotency],
+            arguments: [json, String(settings.outboxLeaseMilliseconds), transfer.id.rawValue, idempotency?.json ?? ""]
+        )
+    }
+
+    enum CreateReply {
         case decided(Result<CreateOutcome, RepositoryError>)
         /// Sent, and no reply came back.
         case lostReply(RedisError)
     }
 
-    private static func createOutcome(_ response: RedisResponse, id: TransferID, required: Int) -> CreateReply {
+    static func createOutcome(_ response: RedisResponse, id: TransferID, required: Int) -> CreateReply {
         let reply: RedisReply
         switch response.replies[0] {
         case .failure(let error) where error.mayHaveExecuted:
@@ -369,6 +376,7 @@ public final class TransferRepository: Sendable {
             }
         }
         if !settled.isEmpty { _ = execute(settled, replicas: 0) }
+        reindex(initiated)  // repairs account-index entries a create could not write
         return initiated
     }
 
@@ -416,7 +424,7 @@ public final class TransferRepository: Sendable {
 
     // MARK: - Plumbing
 
-    private func submit(
+    func submit(
         _ commands: [RedisCommand], deadline: ContinuousClock.Instant, replicas: Int,
         completion: @escaping @Sendable (RedisResponse) -> Void
     ) {
