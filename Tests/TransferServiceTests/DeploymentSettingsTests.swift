@@ -198,6 +198,8 @@ import Transfers
         }
         try kafka.inject("create late_transfers.dlq 3")
         try Self.waitFor("readiness") { try http.get("/readyz").status == 200 }
+        // Log lines are written in batches, every 50 ms.
+        try Self.waitFor("the log line saying so") { process.stdoutLines().contains { $0.contains("Kafka topics available") } }
         let logs = process.stdoutLines()
         #expect(logs.filter { $0.contains("Kafka topic missing") }.count == 2, "\(logs)")  // both, then the .dlq alone
         #expect(logs.contains { $0.contains("Kafka topics available") })
