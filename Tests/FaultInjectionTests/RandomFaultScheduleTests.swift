@@ -14,8 +14,7 @@ import Transfers
 ///
 /// `FAULT_SCHEDULE_SECONDS` (default 100) sets how long faults are injected; `FAULT_SCHEDULE_SEED` replays a
 /// schedule (the seed is printed at the start). `scripts/fault-schedule` runs long schedules.
-@Suite(.serialized)
-struct RandomFaultScheduleTests {
+extension FaultInjectionTests {
     @Test func randomFaultScheduleKeepsThePromise() throws {
         let environment = ProcessInfo.processInfo.environment
         let seed = environment["FAULT_SCHEDULE_SEED"].flatMap(UInt64.init) ?? UInt64.random(in: 1...UInt64.max)

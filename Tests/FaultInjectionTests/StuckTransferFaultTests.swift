@@ -7,8 +7,7 @@ import Testing
 import Transfers
 
 /// A transfer is never stuck in `initiated`, and an answer never claims more than the service knows.
-@Suite(.serialized)
-struct StuckTransferFaultTests {
+extension FaultInjectionTests {
     @Test func aTransferWhoseEventWasLostBeforePublishingCompletesAfterTheReconcileWait() throws {
         let deployment = try ServiceDeployment(
             name: "reconcile", environment: ["REQUEST_TIMEOUT_MS": "3000", "RECONCILE_AFTER_MS": "3000"]

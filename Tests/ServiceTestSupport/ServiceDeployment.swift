@@ -211,19 +211,32 @@ public final class ServiceDeployment: Sendable {
         throw HarnessError("transfer \(id) did not reach the expected state; last stored: \(last ?? "nothing")")
     }
 
-    /// The stored records of `ids` (missing ones are absent from the result).
+    /// The stored records of `ids` (missing ones are absent from the result). Reads that fail (a primary just
+    /// failed over, Redis restarting) are tried again for a while.
     public func storedRecords(of ids: [String]) throws -> [String: String] {
         var records: [String: String] = [:]
-        for chunk in stride(from: 0, to: ids.count, by: 500).map({ Array(ids[$0..<min($0 + 500, ids.count)]) }) {
-            let reads = chunk.map { RedisCommand.command(["GET", "transfer:\($0)"], key: "transfer:\($0)") }
-            let response = storage.execute(RedisRequest(reads, timeout: .seconds(10)))
-            for (id, reply) in zip(chunk, response.replies) {
-                switch reply {
-                case .success(.string(let bytes)): records[id] = String(decoding: bytes, as: UTF8.self)
-                // Nothing there, or a value that is not a string (a test put a wrong type there): no record.
-                case .success(.null), .success(.error): break
-                default: throw HarnessError("cannot read transfer:\(id): \(reply)")
+        var unread = ids
+        var attempt = 0
+        while !unread.isEmpty {
+            var failed: [String] = []
+            for chunk in stride(from: 0, to: unread.count, by: 500).map({ Array(unread[$0..<min($0 + 500, unread.count)]) }) {
+                let reads = chunk.map { RedisCommand.command(["GET", "transfer:\($0)"], key: "transfer:\($0)") }
+                let response = storage.execute(RedisRequest(reads, timeout: .seconds(10)))
+                for (id, reply) in zip(chunk, response.replies) {
+                    switch reply {
+                    case .success(.string(let bytes)): records[id] = String(decoding: bytes, as: UTF8.self)
+                    // Nothing there, or a value that is not a string (a test put a wrong type there): no record.
+                    case .success: break
+                    case .failure(let error):
+                        if attempt >= 40 { throw HarnessError("cannot read transfer:\(id): \(error)") }
+                        failed.append(id)
+                    }
                 }
+            }
+            unread = failed
+            if !unread.isEmpty {
+                attempt += 1
+                Thread.sleep(forTimeInterval: 0.25)
             }
         }
         return records

@@ -227,6 +227,20 @@ public final class RedisTestCluster: @unchecked Sendable {
         }
     }
 
+    /// Moves `count` slots, with their keys, from the primary at `sourcePort` to the one at `targetPort` with
+    /// `redis-cli --cluster reshard`, slot by slot (each one migrating, then moved): clients meet `ASK` while a slot
+    /// migrates and `MOVED` once it has moved.
+    public func reshard(slots count: Int, from sourcePort: Int, to targetPort: Int, timeout: Duration = .seconds(300)) throws {
+        let result = try Self.runCLI(
+            ["--cluster", "reshard", "127.0.0.1:\(sourcePort)", "--cluster-from", try node(sourcePort).id,
+             "--cluster-to", try node(targetPort).id, "--cluster-slots", String(count), "--cluster-yes"],
+            password: password, timeout: timeout)
+        guard result.status == 0 else {
+            throw ChildProcessError("redis-cli --cluster reshard failed (\(result.status)):\n\(result.output.suffix(2_000))")
+        }
+        try waitUntilHealthy()
+    }
+
     /// Moves `slot` and its keys to the primary at `targetPort` in one go.
     public func moveSlot(_ slot: Int, to targetPort: Int) throws {
         let sourcePort = try beginMigration(slot: slot, to: targetPort)
