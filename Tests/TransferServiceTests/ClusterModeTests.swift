@@ -127,4 +127,33 @@ struct ClusterModeTests {
         #expect(completed.version == 2)
         #expect(completed.amount == Amount(minorUnits: 25075))
     }
+
+    @Test func anAccountsTransfersArePagedAndABatchIsCreatedAcrossSlots() throws {
+        let client = ListingClient(http: http)
+        let account = ListingClient.account("cluster-account")
+        // Transfers of one account live in many slots; its index lives in the account's own slot.
+        var created: [Transfer] = []
+        for index in 0..<9 {
+            created.append(try client.create(sender: account, receiver: "cluster-peer-\(index)"))
+        }
+        let key = UUID().uuidString
+        let items = (0..<6).map { #"{"sender_id":"cluster-peer-b\#($0)","receiver_id":"\#(account)","amount":2}"# }
+            + [#"{"sender_id":"\#(account)","receiver_id":"\#(account)","amount":2}"#]
+        let batch = try client.postBatch(items, headers: [("Idempotency-Key", key)])
+        let results = try ListingClient.results(batch)
+        #expect(results.map { $0["status"] } == Array(repeating: .number("202"), count: 6) + [.number("422")])
+        created += try results.prefix(6).map(ListingClient.transfer(of:))
+        let replay = try client.postBatch(items, headers: [("Idempotency-Key", key)])
+        #expect(replay.status == 200)
+        #expect(replay.bodyText == batch.bodyText)
+
+        let walk = try client.walk([("account", account), ("limit", "4")])
+        #expect(walk.pages.count == 4)
+        #expect(Set(walk.transfers.map(\.id)) == Set(created.map(\.id)))
+        #expect(walk.transfers.count == created.count)
+        let newestFirst = walk.transfers.map { $0.createdAt ?? "" }
+        #expect(newestFirst == newestFirst.sorted(by: >))
+        let received = try client.walk([("account", account), ("role", "receiver")])
+        #expect(received.transfers.count == 6)
+    }
 }
