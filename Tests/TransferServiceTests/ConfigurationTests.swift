@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import RedisClient
 import KafkaClient
 import ServiceTestSupport
 import Synchronization
@@ -74,7 +75,7 @@ import Testing
         let cluster = try ServiceConfiguration.load(
             environment: ["REDIS_CLUSTER_NODES": "127.0.0.1:7000, 127.0.0.1:7001", "REDIS_USERNAME": "svc"], arguments: []
         )
-        #expect(cluster.redisClusterNodes == [HostAndPort(host: "127.0.0.1", port: 7000), HostAndPort(host: "127.0.0.1", port: 7001)])
+        #expect(cluster.redisClusterNodes == [RedisNodeID(host: "127.0.0.1", port: 7000), RedisNodeID(host: "127.0.0.1", port: 7001)])
         #expect(cluster.redisWaitReplicas == 1)
         #expect(cluster.redis.username == "svc")
         let explicit = try ServiceConfiguration.load(environment: ["REDIS_CLUSTER_NODES": "n1:7000"], arguments: ["--redis-wait-replicas", "0"])

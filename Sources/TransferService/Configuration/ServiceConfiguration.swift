@@ -33,7 +33,7 @@ public struct ServiceConfiguration: Sendable, Equatable {
     public var redisUsername: String?
     /// Seed nodes of a Redis Cluster; when any is given the service runs in cluster mode and `redisHost`,
     /// `redisPort` and `redisDatabase` are not used.
-    public var redisClusterNodes: [HostAndPort] = []
+    public var redisClusterNodes: [RedisNodeID] = []
     /// Replicas that must confirm a write (Redis `WAIT`) before it is answered; nil: the mode's default.
     public var redisWaitReplicasSetting: Int?
     public var httpHost = "0.0.0.0"

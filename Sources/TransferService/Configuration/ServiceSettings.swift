@@ -1,4 +1,5 @@
 import KafkaClient
+import RedisClient
 
 /// Every setting of the service, once: its environment variable (the flag is derived from it), its help line and
 /// how its text becomes part of a `ServiceConfiguration`.
@@ -201,19 +202,6 @@ public enum ServiceSettings {
     }
 }
 
-/// A network address as `host:port`.
-public struct HostAndPort: Sendable, Equatable, CustomStringConvertible {
-    public var host: String
-    public var port: Int
-
-    public init(host: String, port: Int) {
-        self.host = host
-        self.port = port
-    }
-
-    public var description: String { "\(host):\(port)" }
-}
-
 /// A setting that cannot be used, named so the operator can fix it. Its text never contains a secret.
 public struct ConfigurationError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The environment variable or flag.
@@ -262,16 +250,13 @@ private func secretFromFile(_ path: String, _ name: String) throws(Configuration
 }
 
 /// `host:port[,host:port...]`.
-private func hostAndPortList(_ value: String, _ name: String) throws(ConfigurationError) -> [HostAndPort] {
-    var nodes: [HostAndPort] = []
+private func hostAndPortList(_ value: String, _ name: String) throws(ConfigurationError) -> [RedisNodeID] {
+    var nodes: [RedisNodeID] = []
     for entry in value.split(separator: ",") {
-        let text = entry.trimmingWhitespace()
-        guard let colon = text.lastIndex(of: ":"), colon != text.startIndex,
-              let port = Int(text[text.index(after: colon)...]), (1...65535).contains(port)
-        else {
+        guard let node = RedisNodeID(entry.trimmingWhitespace()), !node.host.isEmpty, node.port > 0 else {
             throw ConfigurationError(setting: name, reason: "must be host:port[,host:port...], not '\(value)'")
         }
-        nodes.append(HostAndPort(host: String(text[..<colon]), port: port))
+        nodes.append(node)
     }
     guard !nodes.isEmpty else { throw ConfigurationError(setting: name, reason: "must name at least one host:port") }
     return nodes

@@ -74,7 +74,7 @@ public final class TransferApplication: Sendable {
     private static func makeRedisDeployment(_ configuration: ServiceConfiguration) -> any RedisDeployment {
         if configuration.isRedisCluster {
             return RedisCluster(
-                seeds: configuration.redisClusterNodes.map { RedisNodeID(host: $0.host, port: $0.port) }, configuration: configuration.redis
+                seeds: configuration.redisClusterNodes, configuration: configuration.redis
             )
         }
         return RedisNodeClient(configuration: configuration.redis)
