@@ -83,6 +83,11 @@ public final class KafkaMockCluster: @unchecked Sendable {
         rd_kafka_mock_push_request_errors_array(cluster, apiKey, codes.count, codes)
     }
 
+    /// Drops the errors `pushRequestErrors` queued for `apiKey` that no request has met yet.
+    public func clearRequestErrors(apiKey: Int16) {
+        rd_kafka_mock_clear_request_errors(cluster, apiKey)
+    }
+
     private func check(_ err: rd_kafka_resp_err_t, _ action: String) throws(KafkaError) {
         if err != RD_KAFKA_RESP_ERR_NO_ERROR {
             throw KafkaError(err, message: "\(action): \(String(cString: rd_kafka_err2str(err)))")

@@ -18,6 +18,7 @@ struct UsageError: Error, CustomStringConvertible {
 /// where `<target>` is `all` or a broker id (1...brokers). `rtt all 0` removes added latency. `create <topic>
 /// <partitions>` creates a topic (for tests of a topic that appears after a service started). `error produce <code>
 /// [count]` answers the next `count` (1) produce requests with Kafka error `code` (45, OUT_OF_ORDER_SEQUENCE_NUMBER,
+/// is fatal to an idempotent producer); `error produce clear` drops the errors not used yet.
 /// is fatal to an idempotent producer).
 enum FaultCommand: Equatable {
     case down([Int32])
@@ -25,6 +26,7 @@ enum FaultCommand: Equatable {
     case roundTripTime([Int32], milliseconds: Int)
     case createTopic(String, partitions: Int)
     case produceErrors(code: Int32, count: Int)
+    case clearProduceErrors
 
     /// Parses one line; the error text is what gets answered after `error `.
     static func parse(_ line: String, brokerCount: Int) -> Result<FaultCommand, UsageError> {
@@ -53,10 +55,12 @@ enum FaultCommand: Equatable {
             return .success(.createTopic(words[1], partitions: partitions))
         case ("create", _):
             return .failure(UsageError(description: "usage: create <topic> <partitions>"))
+        case ("error", 3) where words[1] == "produce" && words[2] == "clear":
+            return .success(.clearProduceErrors)
         case ("error", 3), ("error", 4):
             guard words[1] == "produce", let code = Int32(words[2]), code > 0,
                   let count = words.count == 4 ? Int(words[3]) : 1, count > 0
-            else { return .failure(UsageError(description: "usage: error produce <kafka error code> [count]")) }
+            else { return .failure(UsageError(description: "usage: error produce <kafka error code> [count] | error produce clear")) }
             return .success(.produceErrors(code: code, count: count))
         case ("down", _), ("up", _):
             return .failure(UsageError(description: "usage: \(verb) all|<broker id>"))
@@ -80,6 +84,8 @@ enum FaultCommand: Equatable {
             try cluster.createTopic(name, partitions: partitions, replicationFactor: min(3, brokerCount))
         case .produceErrors(let code, let count):
             cluster.pushRequestErrors(apiKey: KafkaMockCluster.produceAPIKey, errors: Array(repeating: code, count: count))
+        case .clearProduceErrors:
+            cluster.clearRequestErrors(apiKey: KafkaMockCluster.produceAPIKey)
         }
     }
 }

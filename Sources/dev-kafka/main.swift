@@ -22,7 +22,7 @@ struct DevKafkaOptions: ParsableCommand {
         discussion: """
             Prints the bootstrap list (host:port,...) as its first stdout line and runs until SIGTERM or SIGINT. \
             Each topic is created with its dead-letter topic <topic>.dlq. Fault injection: each stdin line is a \
-            command (down all|ID, up all|ID, rtt all|ID MS, create TOPIC PARTITIONS, error produce CODE [COUNT]), answered \
+            command (down all|ID, up all|ID, rtt all|ID MS, create TOPIC PARTITIONS, error produce CODE [COUNT] | clear), answered \
             with one stdout line, ok or error <reason>. \
             The mock cluster has no CreateTopics API (and no controller), and auto-creates a topic that a client \
             asks about with allow.auto.create.topics=true (librdkafka producers' default).

@@ -77,3 +77,46 @@ extension FaultInjectionTests {
         try deployment.restartRedis()
     }
 }
+
+extension FaultInjectionTests {
+    /// The brokers answer metadata requests but refuse every produce request (a retriable error, NOT_ENOUGH_REPLICAS):
+    /// nothing is delivered although Kafka looks reachable. Readiness must fail once sends have gone undelivered
+    /// longer than the limit, and recover once events are delivered again; the transfers complete.
+    @Test func aPublisherThatCannotDeliverFailsReadinessUntilItDeliversAgain() throws {
+        let deployment = try ServiceDeployment(name: "undelivered", brokers: 1, environment: Self.environment)
+        defer { deployment.tearDown() }
+        let instance = try deployment.addInstance(clientTimeout: Self.clientTimeout)
+        let warmUp = try createTransfer(instance.http)
+        _ = try deployment.waitForStoredTransfer(warmUp) { $0.status == .completed }
+
+        // Enough refusals to outlast the producer's 15 s delivery timeout and the 30 s readiness limit.
+        try deployment.kafka.inject("error produce 19 100000")
+        let stuck = try createTransfer(instance.http, sender: "undelivered")
+        let started = ContinuousClock.now
+        var notReady: HTTPTestResponse?
+        while started.duration(to: .now) < .seconds(90) {
+            let readiness = try instance.http.get("/readyz")
+            if readiness.status == 503 {
+                notReady = readiness
+                break
+            }
+            Thread.sleep(forTimeInterval: 1)
+        }
+        let unready = try #require(notReady, "readiness stayed 200 while nothing was delivered")
+        log("undelivered", "/readyz 503 \(started.duration(to: .now)) after the first undelivered send: \(unready.bodyText)")
+        #expect(unready.bodyText.contains("Kafka"))
+        #expect(unready.bodyText.contains("Kafka is unavailable"))
+
+        // Deliveries resume: the refusals not used yet are dropped.
+        try deployment.kafka.inject("error produce clear")
+        let completed = try deployment.waitForStoredTransfer(stuck, timeout: 120) { $0.status == .completed }
+        #expect(completed.version == 2)
+        var ready = false
+        let deadline = ContinuousClock.now + .seconds(60)
+        while !ready, ContinuousClock.now < deadline {
+            ready = try instance.http.get("/readyz").status == 200
+            if !ready { Thread.sleep(forTimeInterval: 1) }
+        }
+        #expect(ready, "readiness recovers once events are delivered")
+    }
+}
