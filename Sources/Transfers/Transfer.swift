@@ -125,7 +125,35 @@ extension Transfer {
     }
 
     /// The compact JSON text of `jsonObject`: what is stored in Redis and published to Kafka.
-    public var json: String { JSONValue.object(jsonObject).serialized }
+    ///
+    /// Written field by field rather than through `jsonObject` (the same text): every create and every completion
+    /// renders one, and building the ordered dictionary first took most of the rendering time.
+    public var json: String {
+        var output = ""
+        output.reserveCapacity(256)
+        output += #"{"transfer_id":"#
+        JSONValue.writeString(id.rawValue, to: &output)
+        output += #","sender_id":"#
+        JSONValue.writeString(senderID, to: &output)
+        output += #","receiver_id":"#
+        JSONValue.writeString(receiverID, to: &output)
+        output += #","amount":"#
+        output += amount.jsonNumber
+        output += #","status":"#
+        JSONValue.writeString(status.rawValue, to: &output)
+        output += #","version":"#
+        output += String(version)
+        if let createdAt {
+            output += #","created_at":"#
+            JSONValue.writeString(createdAt, to: &output)
+        }
+        if let updatedAt {
+            output += #","updated_at":"#
+            JSONValue.writeString(updatedAt, to: &output)
+        }
+        output += "}"
+        return output
+    }
 
     /// Reads a stored record or an event: the six fields must be present and well-typed; others are ignored
     /// (records written by the sketch's own code have exactly these six).

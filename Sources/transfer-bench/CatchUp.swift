@@ -44,21 +44,21 @@ enum CatchUpFill {
     static func run(_ options: FillCatchUpCommand) throws {
         let count = options.count
         let topic = options.topic
-        let redis = try RedisConnection(configuration: RedisConfiguration(
-            host: "127.0.0.1", port: options.redisPort, database: options.redisDb
-        ))
+        let redis = try options.redis.deployment()
+        defer { redis.shutdown() }
         var mix = TransferMix(seed: 42)
         var idGenerator = SplitMix64(seed: 7)
         var transfers: [Transfer] = []
         transfers.reserveCapacity(count)
         let started = monotonicNanoseconds()
-        var batch: [[String]] = []
+        var batch: [RedisCommand] = []
         for index in 0..<count {
             let transfer = Transfer.initiate(mix.next(), id: .random(using: &idGenerator), at: benchTimestamp)
             transfers.append(transfer)
-            batch.append(["SET", "transfer:\(transfer.id.rawValue)", transfer.json])
+            let key = "transfer:\(transfer.id.rawValue)"
+            batch.append(.command(["SET", key, transfer.json], key: key))
             if batch.count == 1_000 || index == count - 1 {
-                for reply in try redis.pipeline(batch) where reply.errorMessage != nil { throw BenchError("SET: \(reply)") }
+                try execute(batch, on: redis)
                 batch.removeAll(keepingCapacity: true)
             }
         }
@@ -97,6 +97,13 @@ enum CatchUpFill {
     }
 }
 
+/// Runs `commands` (one pipeline per node) and throws on any failure or error reply.
+func execute(_ commands: [RedisCommand], on redis: any RedisDeployment) throws {
+    for reply in redis.execute(RedisRequest(commands, timeout: .seconds(30))).replies {
+        if case .error(let message) = try reply.get() { throw BenchError("Redis answered \(message)") }
+    }
+}
+
 /// `watch-catchup`: started right after the service (cold consumer), measures how fast the backlog written by
 /// `fill-catchup` is completed, then waits until the group's committed lag is 0.
 ///
@@ -116,13 +123,13 @@ enum CatchUpWatch {
         let servicePID = options.servicePid
         let firstKeys = partitions.compactMap { $0["first"] as? String }.map { "transfer:\($0)" }
         let lastKeys = partitions.compactMap { $0["last"] as? String }.map { "transfer:\($0)" }
-        let redis = try RedisConnection(configuration: RedisConfiguration(
-            host: "127.0.0.1", port: options.redisPort, database: options.redisDb
-        ))
+        let redis = try options.redis.deployment()
+        defer { redis.shutdown() }
 
         func completedCount(_ keys: [String]) throws -> Int {
-            try redis.pipeline(keys.map { ["GET", $0] }).filter { reply in
-                reply.string.map { $0.contains(#""status":"completed""#) } ?? false
+            let response = redis.execute(RedisRequest(keys.map { .command(["GET", $0], key: $0) }, timeout: .seconds(5)))
+            return try response.replies.filter { result in
+                try result.get().string.map { $0.contains(#""status":"completed""#) } ?? false
             }.count
         }
         var firstCompletedAt: UInt64?

@@ -4,7 +4,8 @@ import RedisClient
 /// `e2e`: a fixed-rate open loop of POST /transfers over keep-alive connections, timing each transfer from the
 /// POST's answer to the moment its record is written as completed.
 ///
-/// The completion moment comes from Redis keyspace notifications (enabled on the benchmark's own Redis only):
+/// The completion moment comes from Redis keyspace notifications (enabled on the benchmark's own Redis only, on
+/// every primary of a cluster):
 /// each transfer's key is SET twice, once by the create script and once by the consumer's compare-and-set, so the
 /// second `set` notification for a key is the moment a GET would first read `completed`. No polling load.
 enum EndToEnd {
@@ -16,42 +17,49 @@ enum EndToEnd {
 
     static func run(_ options: EndToEndCommand) throws {
         let httpPort = options.httpPort
-        let redisPort = options.redisPort
+        let redisPorts = options.redisPort
         let rate = options.rate
         let seconds = options.duration
         let connections = options.connections
         let total = Int(rate * seconds)
         guard rate > 0, total > 0 else { throw BenchError("--rate and --duration must be positive", isUsage: true) }
 
-        let admin = try RedisConnection(configuration: RedisConfiguration(host: "127.0.0.1", port: redisPort))
-        _ = try admin.command(["CONFIG", "SET", "notify-keyspace-events", "K$"])
-        defer { _ = try? admin.command(["CONFIG", "SET", "notify-keyspace-events", ""]) }
-        let pushes = try RedisPushReader(port: redisPort, pattern: "__keyspace@0__:transfer:*")
+        // Notifications are per server: in a cluster, each primary reports the keys of its own slots.
+        var admins: [RedisConnection] = []
+        for port in redisPorts {
+            let admin = try RedisConnection(configuration: RedisConfiguration(host: "127.0.0.1", port: port))
+            _ = try admin.command(["CONFIG", "SET", "notify-keyspace-events", "K$"])
+            admins.append(admin)
+        }
+        defer { for admin in admins { _ = try? admin.command(["CONFIG", "SET", "notify-keyspace-events", ""]) } }
 
-        // The subscriber records, per key, when it saw the second SET; it runs until told to stop.
+        // A subscriber per server records, per key, when it saw the second SET; each runs until told to stop.
         let stopSubscriber = Locked(false)
         let completions = Locked<[String: UInt64]>([:])
         let subscriberFailure = Locked<String?>(nil)
-        let subscriberDone = DispatchSemaphore(value: 0)
-        let pushReader = UncheckedBox(pushes)
-        Thread.detachNewThread {
-            var setsSeen: [String: Int] = [:]
-            let prefix = "__keyspace@0__:transfer:"
-            while !stopSubscriber.withLock({ $0 }) {
-                do {
-                    guard let push = try pushReader.value.readArray() else { continue }
-                    let now = monotonicNanoseconds()
-                    guard push.count == 4, String(decoding: push[3], as: UTF8.self) == "set" else { continue }
-                    let id = String(String(decoding: push[2], as: UTF8.self).dropFirst(prefix.count))
-                    let seen = setsSeen[id, default: 0] + 1
-                    setsSeen[id] = seen
-                    if seen == 2 { completions.withLock { $0[id] = now } }
-                } catch {
-                    subscriberFailure.withLock { $0 = "\(error)" }
-                    break
+        let subscribersDone = DispatchGroup()
+        for port in redisPorts {
+            let pushReader = UncheckedBox(try RedisPushReader(port: port, pattern: "__keyspace@0__:transfer:*"))
+            subscribersDone.enter()
+            Thread.detachNewThread {
+                var setsSeen: [String: Int] = [:]
+                let prefix = "__keyspace@0__:transfer:"
+                while !stopSubscriber.withLock({ $0 }) {
+                    do {
+                        guard let push = try pushReader.value.readArray() else { continue }
+                        let now = monotonicNanoseconds()
+                        guard push.count == 4, String(decoding: push[3], as: UTF8.self) == "set" else { continue }
+                        let id = String(String(decoding: push[2], as: UTF8.self).dropFirst(prefix.count))
+                        let seen = setsSeen[id, default: 0] + 1
+                        setsSeen[id] = seen
+                        if seen == 2 { completions.withLock { $0[id] = now } }
+                    } catch {
+                        subscriberFailure.withLock { $0 = "\(error)" }
+                        break
+                    }
                 }
+                subscribersDone.leave()
             }
-            subscriberDone.signal()
         }
 
         // Workers take the next slot of the schedule, wait for its time, send, and note when the answer came.
@@ -105,7 +113,7 @@ enum EndToEnd {
             sleep(untilMonotonic: monotonicNanoseconds() + 50_000_000)
         }
         stopSubscriber.withLock { $0 = true }
-        subscriberDone.wait()
+        subscribersDone.wait()
 
         let completedAt = completions.withLock { $0 }
         var latencies: [Double] = []

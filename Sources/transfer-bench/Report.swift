@@ -86,18 +86,33 @@ enum Report {
         let endToEnd = json("e2e.json")
         let catchUp = json("catchup.json")
         let drain = json("drain.json")
+        let batch = json("batch.json")
+        // Cluster runs only: the POST and end-to-end phases again with REDIS_WAIT_REPLICAS=0.
+        let hasWaitZero = FileManager.default.fileExists(atPath: directory.appendingPathComponent("post-c64-wait0.json").path)
+        let post64WaitZero = hasWaitZero ? json("post-c64-wait0.json") : nil
+        let post16WaitZero = hasWaitZero ? json("post-c16-wait0.json") : nil
+        let endToEndWaitZero = hasWaitZero ? json("e2e-wait0.json") : nil
         let serviceRSS = kilobytes("rss-service.kb")
         let catchUpServiceRSS = kilobytes("rss-catchup-service.kb")
         let rssKilobytes = [serviceRSS, catchUpServiceRSS].compactMap { $0 }.max()
 
-        for (name, result) in [("POST c64", post64), ("POST c16", post16), ("GET", get), ("HTTP ceiling", http)] {
+        // Items of batches answered 200 that were not created (each item stands alone, so a 200 can hold failures).
+        if let text = try? String(contentsOf: directory.appendingPathComponent("batch-created.txt"), encoding: .utf8) {
+            let counts = text.split(separator: " ").compactMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+            if counts.count == 2, counts[1] < counts[0] { problems.append("batch: \(counts[0] - counts[1]) of \(counts[0]) items were not created") }
+        } else {
+            problems.append("batch-created.txt is missing")
+        }
+        var checked = [("POST c64", post64), ("POST c16", post16), ("GET", get), ("HTTP ceiling", http), ("batch", batch)]
+        if hasWaitZero { checked += [("POST c64, wait 0", post64WaitZero), ("POST c16, wait 0", post16WaitZero)] }
+        for (name, result) in checked {
             guard let result else { continue }
             let errors = ["connect", "read", "write", "timeout"].compactMap { number(result, "errors_\($0)") }.reduce(0, +)
             if errors > 0 { problems.append("\(name): \(Int(errors)) socket errors or timeouts") }
             if number(result, "non_2xx") ?? 0 > 0 { problems.append("\(name): \(Int(number(result, "non_2xx")!)) non-2xx responses") }
             if number(result, "requests") ?? 0 == 0 { problems.append("\(name): no requests completed") }
         }
-        if let endToEnd {
+        for endToEnd in [endToEnd, endToEndWaitZero].compactMap({ $0 }) {
             if number(endToEnd, "failed") ?? 0 > 0 { problems.append("end to end: \(Int(number(endToEnd, "failed")!)) POSTs failed: \(endToEnd["first_failure"] ?? "")") }
             if number(endToEnd, "not_completed") ?? 0 > 0 { problems.append("end to end: \(Int(number(endToEnd, "not_completed")!)) transfers never completed") }
             if let failure = endToEnd["subscriber_failure"] { problems.append("end to end: the notification reader failed: \(failure)") }
@@ -106,10 +121,10 @@ enum Report {
         let ms = 1.0 / 1000  // wrk reports microseconds
         let postRate = number(post64, "requests_per_second")
         let endToEndRate = number(endToEnd, "target_rate")
-        let rows: [Row] = [
+        var rows: [Row] = [
             Row(name: "POST /transfers, c64", value: postRate, unit: "req/s",
                 detail: "p50 \(format(number(post64, "p50_us").map { $0 * ms })) ms, p99 \(format(number(post64, "p99_us").map { $0 * ms })) ms",
-                ceilingName: "create script", ceiling: createCeiling, target: .ratioAtLeast(0.5)),
+                ceilingName: "create script", ceiling: createCeiling, target: .ratioAtLeast(0.8)),
             Row(name: "POST /transfers, c64, non-2xx", value: number(post64, "non_2xx"), unit: "", target: .valueEquals(0)),
             Row(name: "POST /transfers, c64 vs HTTP", value: postRate, unit: "req/s", ceilingName: "HTTP /healthz", ceiling: httpCeiling),
             Row(name: "POST /transfers, c16", value: number(post16, "requests_per_second"), unit: "req/s",
@@ -119,18 +134,32 @@ enum Report {
                 detail: "p99 \(format(number(get, "p99_us").map { $0 * ms })) ms", ceilingName: "HTTP /healthz", ceiling: httpCeiling),
             Row(name: "end to end p50", value: number(endToEnd, "p50_ms"), unit: "ms",
                 detail: "at \(format(endToEndRate))/s (achieved \(format(number(endToEnd, "achieved_rate"))))"),
-            Row(name: "end to end p99", value: number(endToEnd, "p99_ms"), unit: "ms", target: .valueBelow(100)),
+            Row(name: "end to end p99", value: number(endToEnd, "p99_ms"), unit: "ms", target: .valueBelow(50)),
+            Row(name: "POST /transfers/batch, 100 each, c8", value: number(batch, "transfers_per_second"), unit: "transfers/s",
+                detail: "\(format(number(batch, "requests_per_second"))) batches/s, p99 \(format(number(batch, "p99_us").map { $0 * ms })) ms",
+                ceilingName: "create script -P16", ceiling: createCeilingPipelined),
             Row(name: "consumer catch-up", value: number(catchUp, "events_per_second"), unit: "events/s",
                 detail: "\(format(number(catchUp, "events"))) events; lag 0 after \(format(number(catchUp, "seconds_start_to_lag_zero"))) s",
-                ceilingName: "CAS script -P16", ceiling: completeCeilingPipelined, target: .ratioAtLeast(0.4)),
+                ceilingName: "CAS script -P16", ceiling: completeCeilingPipelined, target: .ratioAtLeast(0.6)),
             Row(name: "consumer catch-up vs unpipelined", value: number(catchUp, "events_per_second"), unit: "events/s",
                 ceilingName: "CAS script", ceiling: completeCeiling),
             Row(name: "peak RSS", value: rssKilobytes.map { $0 / 1024 }, unit: "MB",
                 detail: "phases 1-3 \(format(serviceRSS.map { $0 / 1024 })) MB, catch-up \(format(catchUpServiceRSS.map { $0 / 1024 })) MB",
                 target: .valueBelow(64)),
         ]
+        if hasWaitZero {
+            rows += [
+                Row(name: "REDIS_WAIT_REPLICAS=0: POST c64", value: number(post64WaitZero, "requests_per_second"), unit: "req/s",
+                    detail: "p50 \(format(number(post64WaitZero, "p50_us").map { $0 * ms })) ms, p99 \(format(number(post64WaitZero, "p99_us").map { $0 * ms })) ms",
+                    ceilingName: "create script", ceiling: createCeiling),
+                Row(name: "REDIS_WAIT_REPLICAS=0: POST c16, p99", value: number(post16WaitZero, "p99_us").map { $0 * ms }, unit: "ms",
+                    detail: "\(format(number(post16WaitZero, "requests_per_second"))) req/s"),
+                Row(name: "REDIS_WAIT_REPLICAS=0: end to end p99", value: number(endToEndWaitZero, "p99_ms"), unit: "ms",
+                    detail: "p50 \(format(number(endToEndWaitZero, "p50_ms"))) ms at \(format(number(endToEndWaitZero, "target_rate")))/s"),
+            ]
+        }
 
-        var output = ""
+        var output = "\(options.deployment)\n"
         func line(_ columns: [String]) {
             let widths = [34, 22, 34, 18, 8, 16]
             output += zip(columns, widths).map { $0.padding(toLength: max($1, $0.count), withPad: " ", startingAt: 0) }
@@ -186,6 +215,7 @@ enum Report {
             "machine": options.machine,
             "commit": options.commit,
             "mode": options.mode,
+            "deployment": options.deployment,
             "rows": rowObjects,
             "ceilings": [
                 "create_script_per_second": createCeiling as Any, "create_script_p16_per_second": createCeilingPipelined as Any,
@@ -197,7 +227,9 @@ enum Report {
         ]
         var phases: [String: Any] = [:]
         for (name, object) in [("post_c64", post64), ("post_c16", post16), ("get", get), ("http_ceiling", http),
-                               ("end_to_end", endToEnd), ("catch_up", catchUp), ("drain_after_posts", drain)] {
+                               ("end_to_end", endToEnd), ("catch_up", catchUp), ("drain_after_posts", drain), ("batch", batch),
+                               ("post_c64_wait_replicas_0", post64WaitZero), ("post_c16_wait_replicas_0", post16WaitZero),
+                               ("end_to_end_wait_replicas_0", endToEndWaitZero)] {
             phases[name] = object
         }
         phases["offset_resets_during_posts"] = resets[0]

@@ -1,3 +1,4 @@
+import ExactJSON
 import Testing
 import Transfers
 
@@ -10,6 +11,21 @@ import Transfers
         #expect(transfer.status == .initiated)
         #expect(transfer.version == 1)
         #expect(transfer.json == #"{"transfer_id":"3f2b8c1e-4a5d-4e6f-8a9b-0c1d2e3f4a5b","sender_id":"a","receiver_id":"b","amount":100.5,"status":"initiated","version":1,"created_at":"2026-11-26T08:00:00.000Z","updated_at":"2026-11-26T08:00:00.000Z"}"#)
+    }
+
+    /// `json` is written field by field for speed; it must stay the text of `jsonObject`.
+    @Test func jsonIsTheSerializedJSONObject() throws {
+        let parties = ["a", "alice", "quote\"back\\slash", "tab\tnew\nline\u{01}", "ünïcødé €", String(repeating: "x", count: 64)]
+        for (index, sender) in parties.enumerated() {
+            for timestamps in [nil, "2026-11-26T08:00:00.000Z"] as [String?] {
+                let transfer = Transfer(
+                    id: id, senderID: sender, receiverID: parties[(index + 1) % parties.count], amount: Amount(minorUnits: Int64(index * 1001 + 7)),
+                    status: TransferStatus.allCases[index % 3], version: index + 1, createdAt: timestamps, updatedAt: timestamps.map { $0 + "x" }
+                )
+                #expect(transfer.json == JSONValue.object(transfer.jsonObject).serialized)
+                #expect(try Transfer(json: Array(transfer.json.utf8)) == transfer)
+            }
+        }
     }
 
     @Test func completingIncrementsTheVersionAndStampsTheChange() {

@@ -10,8 +10,8 @@ import Glibc
 /// The background consumer: reads transfer events and applies the versioned update to Redis, at least once.
 ///
 /// Runs on its own Dispatch queue. It takes the events that are waiting (up to `batchSize`) and runs their
-/// compare-and-set scripts in one Redis round trip; their offsets are stored for commit only after that
-/// succeeded, so a crash replays them, which the version check makes harmless. Redis being down is retried with
+/// compare-and-set scripts in one Redis round trip, preparing the next batch while Redis runs them; their offsets
+/// are stored for commit only after that succeeded, so a crash replays them, which the version check makes harmless. Redis being down is retried with
 /// backoff, never skipped; a message that can never be processed (not a transfer event, or its stored record is
 /// unreadable) is sent to `<topic>.dlq` with the reason, and skipped once Kafka has it.
 ///
@@ -125,58 +125,97 @@ public final class TransferProcessor: Sendable {
         }
     }
 
-    private func run() {
-        while !isStopping {
-            let polled: [KafkaMessage]
-            do {
-                polled = try consumer.poll(maxMessages: Self.batchSize, timeout: .milliseconds(100))
-            } catch {
-                // Only a closed consumer throws here; errors met while polling went to ConsumerEventRecorder.
-                logger.warning("Kafka consumer error", metadata: ["error": "\(error)"])
-                metrics.recordDependencyError("kafka")
-                continue
-            }
-            // A rebalance served while the batch was polled may have taken some of these partitions away: their new
-            // owner reads them again from the last commit.
-            let messages = polled.filter(consumer.isStillAssigned)
-            if messages.count < polled.count {
-                logger.info(
-                    "leaving events of revoked partitions to their new owner",
-                    metadata: ["events": "\(polled.count - messages.count)"]
-                )
-            }
-            guard !messages.isEmpty else { continue }
-            guard process(messages) else { return }  // stopping before they were handled: they will be redelivered
-            // Storing the last offset of each partition covers the messages before it.
-            var lastOfPartition: [Int32: KafkaMessage] = [:]
-            for message in messages {
-                lastOfPartition[message.partition] = message
-            }
-            for message in lastOfPartition.values {
-                do {
-                    try consumer.storeOffset(of: message)
-                } catch {
-                    logger.warning("cannot store the consumer offset", metadata: ["error": "\(error)"])
-                }
-            }
-        }
+    /// A batch whose compare-and-set scripts are in Redis: the consumer polls and prepares the next batch
+    /// meanwhile, and finishes this one (outcomes, logs, dead letters, offsets) before it sends the next. Batches
+    /// still reach Redis one after the other, in order; only the consumer's own work overlaps Redis's.
+    private struct BatchInFlight {
+        let messages: [KafkaMessage]
+        let events: [(message: KafkaMessage, event: Transfer)]
+        /// Messages that are not transfer events, with the reason: dead-lettered when the batch is finished.
+        let unreadable: [(message: KafkaMessage, reason: String)]
+        let started: ContinuousClock.Instant
+        let completions: CompletionsInFlight
     }
 
-    /// Applies a batch of messages, dead-lettering those that can never be processed; false only when asked to
-    /// stop before all of them were handled.
-    private func process(_ messages: [KafkaMessage]) -> Bool {
-        let started = ContinuousClock.now
+    /// A polled batch, parsed and with its scripts encoded, not yet sent.
+    private struct PreparedBatch {
+        let messages: [KafkaMessage]
+        let events: [(message: KafkaMessage, event: Transfer)]
+        let unreadable: [(message: KafkaMessage, reason: String)]
+        let completions: PreparedCompletions
+    }
+
+    private func run() {
+        var inFlight: BatchInFlight?
+        while !isStopping {
+            // With a batch in Redis, take only what is already waiting, so that batch's outcome is not held back.
+            let messages = pollAssigned(timeout: inFlight == nil ? .milliseconds(100) : .zero)
+            let next = messages.isEmpty ? nil : prepare(messages)
+            if let batch = inFlight {
+                inFlight = nil
+                guard finish(batch) else { return }  // stopping before they were handled: they will be redelivered
+            }
+            if let next { inFlight = start(next) }
+        }
+        // Asked to stop with a batch in Redis: take in its outcome and store its offsets, as for any batch.
+        if let batch = inFlight { _ = finish(batch) }
+    }
+
+    /// Up to `batchSize` messages of partitions still assigned; empty when none arrived within `timeout`.
+    private func pollAssigned(timeout: Duration) -> [KafkaMessage] {
+        let polled: [KafkaMessage]
+        do {
+            polled = try consumer.poll(maxMessages: Self.batchSize, timeout: timeout)
+        } catch {
+            // Only a closed consumer throws here; errors met while polling went to ConsumerEventRecorder.
+            logger.warning("Kafka consumer error", metadata: ["error": "\(error)"])
+            metrics.recordDependencyError("kafka")
+            return []
+        }
+        // A rebalance served while the batch was polled may have taken some of these partitions away: their new
+        // owner reads them again from the last commit.
+        let messages = polled.filter(consumer.isStillAssigned)
+        if messages.count < polled.count {
+            logger.info("leaving events of revoked partitions to their new owner", metadata: ["events": "\(polled.count - messages.count)"])
+        }
+        return messages
+    }
+
+    /// Parses the messages and encodes their scripts.
+    private func prepare(_ messages: [KafkaMessage]) -> PreparedBatch {
         var events: [(message: KafkaMessage, event: Transfer)] = []
+        var unreadable: [(message: KafkaMessage, reason: String)] = []
+        events.reserveCapacity(messages.count)
         for message in messages {
             do {
                 events.append((message, try Transfer(json: message.value)))
             } catch {
-                guard deadLetter(message, reason: "not a transfer event: \(error)") else { return false }
+                unreadable.append((message, "not a transfer event: \(error)"))
             }
         }
-        guard let outcomes = apply(events.map(\.event)) else { return false }
+        return PreparedBatch(
+            messages: messages, events: events, unreadable: unreadable,
+            completions: repository.prepareCompletions(events.map(\.event), at: .now())
+        )
+    }
+
+    private func start(_ batch: PreparedBatch) -> BatchInFlight {
+        BatchInFlight(
+            messages: batch.messages, events: batch.events, unreadable: batch.unreadable, started: .now,
+            completions: repository.startCompleting(batch.completions)
+        )
+    }
+
+    /// Takes in the outcomes of a batch (retrying what may pass), dead-letters what can never be processed and
+    /// stores the offsets; false only when asked to stop before all of it was handled.
+    private func finish(_ batch: BatchInFlight) -> Bool {
+        for (message, reason) in batch.unreadable {
+            guard deadLetter(message, reason: reason) else { return false }
+        }
+        let events = batch.events
+        guard let outcomes = apply(events.map(\.event), firstAttempt: batch.completions) else { return false }
         repository.reindex(zip(events, outcomes).filter { $0.1.storedTheEvent }.map(\.0.event))  // account-index repair
-        let perEvent = (ContinuousClock.now - started) / max(events.count, 1)
+        let perEvent = (ContinuousClock.now - batch.started) / max(events.count, 1)
         for ((message, event), outcome) in zip(events, outcomes) {
             switch outcome {
             case .success(let outcome):
@@ -186,20 +225,47 @@ public final class TransferProcessor: Sendable {
                 guard deadLetter(message, reason: "\(error)") else { return false }
             }
         }
+        storeOffsets(of: batch.messages)
         return true
     }
 
+    /// Stores the last offset of each partition (it covers the messages before it). A partition revoked while the
+    /// batch was in Redis is left to its new owner, which reads it again from the last commit.
+    private func storeOffsets(of messages: [KafkaMessage]) {
+        var lastOfPartition: [Int32: KafkaMessage] = [:]
+        for message in messages {
+            lastOfPartition[message.partition] = message
+        }
+        var revoked = 0
+        for message in lastOfPartition.values {
+            guard consumer.isStillAssigned(message) else {
+                revoked += 1
+                continue
+            }
+            do {
+                try consumer.storeOffset(of: message)
+            } catch {
+                logger.warning("cannot store the consumer offset", metadata: ["error": "\(error)"])
+            }
+        }
+        if revoked > 0 {
+            logger.info("leaving events of partitions revoked meanwhile to their new owner", metadata: ["partitions": "\(revoked)"])
+        }
+    }
+
     /// Applies the events until each has an outcome that retrying cannot change and the writes reached the
-    /// required replicas. Each event keeps the first definite outcome it got; after a replication shortfall every
-    /// event is applied again so that the next `WAIT` covers it (an event already applied is then a conflict,
-    /// which writes nothing). Nil if asked to stop first.
-    private func apply(_ events: [Transfer]) -> [Result<CompletionOutcome, RepositoryError>]? {
+    /// required replicas, starting from `firstAttempt` (all of them, already sent). Each event keeps the first
+    /// definite outcome it got; after a replication shortfall every event is applied again so that the next `WAIT`
+    /// covers it (an event already applied is then a conflict, which writes nothing). Nil if asked to stop first.
+    private func apply(_ events: [Transfer], firstAttempt: CompletionsInFlight) -> [Result<CompletionOutcome, RepositoryError>]? {
         var outcomes = [Result<CompletionOutcome, RepositoryError>?](repeating: nil, count: events.count)
         var replicated = true
         var backoff = Duration.milliseconds(50)
+        var pending: CompletionsInFlight? = firstAttempt
         while true {
             let attempt = events.indices.filter { !replicated || outcomes[$0]?.isRetryable != false }
-            let batch = repository.complete(attempt.map { events[$0] }, at: .now())
+            let batch = pending.map { $0.finish() } ?? repository.complete(attempt.map { events[$0] }, at: .now())
+            pending = nil
             for (index, outcome) in zip(attempt, batch.outcomes) where outcomes[index]?.isRetryable != false {
                 outcomes[index] = outcome
             }

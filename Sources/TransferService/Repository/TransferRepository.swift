@@ -1,5 +1,7 @@
+import Dispatch
 import ExactJSON
 import RedisClient
+import Synchronization
 import Transfers
 
 /// Transfers in Redis: their records, histories and idempotency records, the per-slot outbox of events not yet
@@ -261,11 +263,34 @@ public final class TransferRepository: Sendable {
     /// others' outcomes standing. An event for a transfer Redis never had recreates it only when the event passes
     /// a request's validation; otherwise its outcome is `.failure(.invalidEvent)`.
     public func complete(_ events: [Transfer], at time: UnixMilliseconds) -> CompletionBatch {
-        guard !events.isEmpty else { return CompletionBatch(outcomes: [], isReplicated: true) }
+        startCompleting(prepareCompletions(events, at: time)).finish()
+    }
+
+    /// `complete`'s scripts for `events`, rendered and encoded but not sent: the consumer prepares the next batch
+    /// while Redis runs the current one.
+    public func prepareCompletions(_ events: [Transfer], at time: UnixMilliseconds) -> PreparedCompletions {
         let timestamp = time.rfc3339
         let completed = events.map { $0.completed(at: timestamp).json }
-        var batch = applyCompletions(events, completed, indices: Array(events.indices), recreate: false)
-        // Events whose transfer was never stored: recreated from the event (the sketch's rule), once validated.
+        let commands = events.indices.map { compareAndSet(events[$0].version, json: completed[$0], id: events[$0].id, recreate: false) }
+        return PreparedCompletions(events: events, completed: completed, commands: commands)
+    }
+
+    /// Sends prepared completions without waiting; `finish()` on the result waits for their outcomes.
+    public func startCompleting(_ prepared: PreparedCompletions) -> CompletionsInFlight {
+        let reply = PendingResponse()
+        if prepared.commands.isEmpty {
+            reply.deliver(RedisResponse(replies: [], acknowledgedReplicas: nil))
+        } else {
+            submit(prepared.commands, deadline: .now + settings.timeout, replicas: settings.replicas) { reply.deliver($0) }
+        }
+        return CompletionsInFlight(repository: self, prepared: prepared, reply: reply)
+    }
+
+    /// The outcomes of the first pass, then the second: events whose transfer was never stored are recreated from
+    /// the event (the sketch's rule), once validated.
+    fileprivate func finish(_ prepared: PreparedCompletions, firstPass response: RedisResponse) -> CompletionBatch {
+        let events = prepared.events
+        var batch = completionBatch(response, events: events, indices: Array(events.indices))
         let unknown = batch.outcomes.indices.filter { batch.outcomes[$0].isNothingStored }
         guard !unknown.isEmpty else { return batch }
         var recreatable: [Int] = []
@@ -277,7 +302,9 @@ public final class TransferRepository: Sendable {
                 batch.outcomes[index] = .failure(.invalidEvent(id: events[index].id, reason: problems.map(\.description).joined(separator: "; ")))
             }
         }
-        let second = applyCompletions(events, completed, indices: recreatable, recreate: true)
+        guard !recreatable.isEmpty else { return batch }
+        let commands = recreatable.map { compareAndSet(events[$0].version, json: prepared.completed[$0], id: events[$0].id, recreate: true) }
+        let second = completionBatch(execute(commands, replicas: settings.replicas), events: events, indices: recreatable)
         for (position, index) in recreatable.enumerated() {
             batch.outcomes[index] = second.outcomes[position]
         }
@@ -285,10 +312,7 @@ public final class TransferRepository: Sendable {
         return batch
     }
 
-    private func applyCompletions(_ events: [Transfer], _ completed: [String], indices: [Int], recreate: Bool) -> CompletionBatch {
-        guard !indices.isEmpty else { return CompletionBatch(outcomes: [], isReplicated: true) }
-        let commands = indices.map { compareAndSet(events[$0].version, json: completed[$0], id: events[$0].id, recreate: recreate) }
-        let response = execute(commands, replicas: settings.replicas)
+    private func completionBatch(_ response: RedisResponse, events: [Transfer], indices: [Int]) -> CompletionBatch {
         let outcomes = zip(indices, response.replies).map { index, reply in
             CompletionBatch.outcome(of: reply, eventVersion: events[index].version, id: events[index].id)
         }
@@ -499,6 +523,46 @@ public struct CompletionBatch: Sendable {
             default: throw .unreadableRecord(id: id, reason: "the stored value has no numeric version")
             }
         }
+    }
+}
+
+/// The consumer's compare-and-set scripts for a batch of events, ready to send (`TransferRepository.prepareCompletions`).
+public struct PreparedCompletions: Sendable {
+    let events: [Transfer]
+    /// Each event's transfer as completed, rendered once for both passes.
+    let completed: [String]
+    let commands: [RedisCommand]
+
+    /// How many events the batch holds.
+    public var count: Int { events.count }
+}
+
+/// Completions sent to Redis whose outcomes have not been read yet (`TransferRepository.startCompleting`).
+public struct CompletionsInFlight: Sendable {
+    fileprivate let repository: TransferRepository
+    fileprivate let prepared: PreparedCompletions
+    fileprivate let reply: PendingResponse
+
+    /// Waits for the first pass's replies, runs the second pass (recreating unknown transfers) if needed, and
+    /// returns every event's outcome. Blocking.
+    public func finish() -> CompletionBatch {
+        repository.finish(prepared, firstPass: reply.wait())
+    }
+}
+
+/// A Redis response that a client thread delivers and one other thread waits for.
+final class PendingResponse: Sendable {
+    private let response = Mutex<RedisResponse?>(nil)
+    private let arrived = DispatchSemaphore(value: 0)
+
+    func deliver(_ response: RedisResponse) {
+        self.response.withLock { $0 = response }
+        arrived.signal()
+    }
+
+    func wait() -> RedisResponse {
+        arrived.wait()
+        return response.withLock { $0! }
     }
 }
 
