@@ -29,6 +29,8 @@ let package = Package(
         .systemLibrary(name: "CMicroHTTPD", providers: [.apt(["libmicrohttpd-dev"])]),
         .systemLibrary(name: "CHiredis", providers: [.apt(["libhiredis-dev"])]),
         .systemLibrary(name: "CRdKafka", pkgConfig: "rdkafka", providers: [.apt(["librdkafka-dev"])]),
+        // glibc's <malloc.h> (mallopt), for the executable's allocator settings.
+        .systemLibrary(name: "CMalloc"),
 
         // Thin, generic Swift wrappers: the only modules that touch C types. No transfer knowledge.
         .target(name: "HTTPServer", dependencies: ["CMicroHTTPD"]),
@@ -60,7 +62,7 @@ let package = Package(
         .executableTarget(
             name: "transfer-service",
             dependencies: [
-                "TransferService", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "TransferService", "CMalloc", .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

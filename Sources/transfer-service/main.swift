@@ -1,3 +1,4 @@
+import CMalloc
 import Dispatch
 #if canImport(Glibc)
 import Glibc
@@ -7,6 +8,13 @@ import TransferService
 
 // Reads the configuration (flags, environment, subcommands: TransferServiceCommand), starts the service and
 // runs until SIGTERM or SIGINT.
+
+// glibc gives threads that allocate at the same time their own malloc arenas, up to 8 per core; freed memory then
+// stays spread over many of them (HTTP workers, Redis connection threads, librdkafka's threads). Two arenas cut
+// peak RSS under load by about a fifth without costing CPU (README, Performance). MALLOC_ARENA_MAX still wins.
+if getenv("MALLOC_ARENA_MAX") == nil {
+    mallopt(M_ARENA_MAX, 2)
+}
 let configuration = TransferServiceCommand.configurationOrExit()
 
 let logLevel = Logger.Level(rawValue: configuration.logLevel) ?? .info
