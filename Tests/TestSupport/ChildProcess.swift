@@ -112,7 +112,13 @@ public final class ChildProcess: @unchecked Sendable {
     public func sendLine(_ line: String, replyTimeout: Duration = .seconds(10)) throws -> String {
         try stdinSocket.withLock { socket in
             let linesBefore = stdoutLines().count
-            try Self.write(line + "\n", to: socket, name: name)
+            do {
+                try Self.write(line + "\n", to: socket, name: name)
+            } catch where !isRunning {
+                // A child that died (librdkafka's mock cluster can abort on an internal assertion) says so, with
+                // the lines that say why, rather than as a broken pipe.
+                throw ChildProcessError("\(name) is no longer running, so it cannot take \"\(line)\" (\(error))\n\(causeOfExit())")
+            }
             let deadline = ContinuousClock.now + replyTimeout
             while true {
                 let lines = stdoutLines()
@@ -201,6 +207,14 @@ public final class ChildProcess: @unchecked Sendable {
             return text.split(separator: "\n", omittingEmptySubsequences: false).suffix(lines).joined(separator: "\n")
         }
         return "--- \(name) stdout (\(stdoutPath)) ---\n\(tail(stdoutPath))\n--- \(name) stderr (\(stderrPath)) ---\n\(tail(stderrPath))"
+    }
+
+    /// The stderr lines that name an assertion, abort or crash, or the last lines of output when there are none.
+    private func causeOfExit() -> String {
+        let errors = ((try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? "").split(separator: "\n")
+        let telling = errors.filter { $0.contains("Assertion") || $0.contains("crashed") || $0.contains("abort") }
+        guard !telling.isEmpty else { return recentOutput(lines: 20) }
+        return "--- \(name) stderr (\(stderrPath)) ---\n" + telling.prefix(10).joined(separator: "\n")
     }
 
     /// Reaps the child without blocking; returns its exit status once it has exited.
