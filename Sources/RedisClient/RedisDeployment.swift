@@ -28,14 +28,14 @@ extension RedisDeployment {
     /// Submits the request and waits for its response: for threads that may block (tools, tests, background
     /// loops). Never call it from a completion: that thread would wait for itself.
     public func execute(_ request: RedisRequest) -> RedisResponse {
-        let waiter = ResponseWaiter()
+        let waiter = RedisResponseWaiter()
         submit(request) { waiter.deliver($0) }
         return waiter.wait()
     }
 
     /// `execute` on one given primary (see `submit(_:to:completion:)`).
     public func execute(_ request: RedisRequest, on node: RedisNodeID) -> RedisResponse {
-        let waiter = ResponseWaiter()
+        let waiter = RedisResponseWaiter()
         submit(request, to: node) { waiter.deliver($0) }
         return waiter.wait()
     }
@@ -85,18 +85,24 @@ public struct RedisNodeDescription: Sendable, Equatable {
     }
 }
 
-/// Hands one response from a client thread to a thread blocked in `execute`.
-private final class ResponseWaiter: @unchecked Sendable {
+/// Hands one response from a client thread (a `submit` completion) to one thread that waits for it: `execute`,
+/// or a caller that sends now and reads the response later.
+public final class RedisResponseWaiter: @unchecked Sendable {
     // @unchecked Sendable is safe: `response` is written once before `signal` and read after `wait`, which orders them.
     private var response: RedisResponse?
     private let semaphore = DispatchSemaphore(value: 0)
 
-    func deliver(_ response: RedisResponse) {
+    /// Creates a waiter with no response yet.
+    public init() {}
+
+    /// Stores the response and wakes the waiting thread; call it exactly once.
+    public func deliver(_ response: RedisResponse) {
         self.response = response
         semaphore.signal()
     }
 
-    func wait() -> RedisResponse {
+    /// Blocks until `deliver` has run, then returns its response; call it exactly once.
+    public func wait() -> RedisResponse {
         semaphore.wait()
         return response!
     }

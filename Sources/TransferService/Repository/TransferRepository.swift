@@ -1,7 +1,5 @@
-import Dispatch
 import ExactJSON
 import RedisClient
-import Synchronization
 import Transfers
 
 /// Transfers in Redis: their records, histories and idempotency records, the per-slot outbox of events not yet
@@ -277,7 +275,7 @@ public final class TransferRepository: Sendable {
 
     /// Sends prepared completions without waiting; `finish()` on the result waits for their outcomes.
     public func startCompleting(_ prepared: PreparedCompletions) -> CompletionsInFlight {
-        let reply = PendingResponse()
+        let reply = RedisResponseWaiter()
         if prepared.commands.isEmpty {
             reply.deliver(RedisResponse(replies: [], acknowledgedReplicas: nil))
         } else {
@@ -541,28 +539,12 @@ public struct PreparedCompletions: Sendable {
 public struct CompletionsInFlight: Sendable {
     fileprivate let repository: TransferRepository
     fileprivate let prepared: PreparedCompletions
-    fileprivate let reply: PendingResponse
+    fileprivate let reply: RedisResponseWaiter
 
     /// Waits for the first pass's replies, runs the second pass (recreating unknown transfers) if needed, and
     /// returns every event's outcome. Blocking.
     public func finish() -> CompletionBatch {
         repository.finish(prepared, firstPass: reply.wait())
-    }
-}
-
-/// A Redis response that a client thread delivers and one other thread waits for.
-final class PendingResponse: Sendable {
-    private let response = Mutex<RedisResponse?>(nil)
-    private let arrived = DispatchSemaphore(value: 0)
-
-    func deliver(_ response: RedisResponse) {
-        self.response.withLock { $0 = response }
-        arrived.signal()
-    }
-
-    func wait() -> RedisResponse {
-        arrived.wait()
-        return response.withLock { $0! }
     }
 }
 
