@@ -17,10 +17,20 @@ import Transfers
 extension FaultInjectionTests {
     @Test func randomFaultScheduleKeepsThePromise() throws {
         let environment = ProcessInfo.processInfo.environment
-        let seed = environment["FAULT_SCHEDULE_SEED"].flatMap(UInt64.init) ?? UInt64.random(in: 1...UInt64.max)
+        let replayedSeed = environment["FAULT_SCHEDULE_SEED"].flatMap(UInt64.init)
         let seconds = environment["FAULT_SCHEDULE_SECONDS"].flatMap(Int.init) ?? 100
-        log("schedule", "seed \(seed), \(seconds) s of faults (replay: FAULT_SCHEDULE_SEED=\(seed) scripts/fault-schedule --seconds \(seconds))")
+        do {
+            try runFaultSchedule(seed: replayedSeed ?? .random(in: 1...UInt64.max), seconds: seconds)
+        } catch let abort as MockCoordinatorAbort where replayedSeed == nil {
+            // The broker under test died, not the service: that schedule proves nothing either way, so one more
+            // (fresh processes, fresh seed) takes its place. Twice in a row fails the test.
+            log("schedule", "\(abort.description); running one more schedule with a fresh seed in its place")
+            try runFaultSchedule(seed: .random(in: 1...UInt64.max), seconds: seconds)
+        }
+    }
 
+    private func runFaultSchedule(seed: UInt64, seconds: Int) throws {
+        log("schedule", "seed \(seed), \(seconds) s of faults (replay: FAULT_SCHEDULE_SEED=\(seed) scripts/fault-schedule --seconds \(seconds))")
         let deployment = try ServiceDeployment(
             name: "schedule",
             environment: ["REQUEST_TIMEOUT_MS": "2000", "RECONCILE_AFTER_MS": "10000", "LOG_LEVEL": "info"]
@@ -35,30 +45,60 @@ extension FaultInjectionTests {
         clients.start()
         var nemesis = Nemesis(deployment: deployment, instances: [first, second], seed: seed)
         let end = ContinuousClock.now + .seconds(seconds)
+        let report: ChaosClients.Report
+        let verdict: ScheduleVerdict
         do {
-            while ContinuousClock.now < end {
-                try nemesis.step()
+            do {
+                while ContinuousClock.now < end {
+                    try nemesis.step()
+                }
+                try nemesis.healAll()
+            } catch {
+                _ = clients.stop()
+                throw error
             }
-            try nemesis.healAll()
+            // A little healthy traffic after the faults, so the last fault's effects meet fresh requests.
+            Thread.sleep(forTimeInterval: 3)
+            report = clients.stop()
+            log("schedule", "faults: \(nemesis.history.joined(separator: ", "))")
+            log("schedule", "clients: \(report.summary)")
+            try MockCoordinatorAbort.check(deployment, seed: seed)
+            verdict = try ScheduleVerdict.check(deployment: deployment, report: report)
         } catch {
-            _ = clients.stop()
+            try MockCoordinatorAbort.check(deployment, seed: seed)
             throw error
         }
-        // A little healthy traffic after the faults, so the last fault's effects meet fresh requests.
-        Thread.sleep(forTimeInterval: 3)
-        let report = clients.stop()
-        log("schedule", "faults: \(nemesis.history.joined(separator: ", "))")
-        log("schedule", "clients: \(report.summary)")
         #expect(report.serverErrors == 0, "500s: \(report.samples)")
         #expect(report.timedOut == 0, "requests without an answer: \(report.samples)")
-
-        let verdict = try ScheduleVerdict.check(deployment: deployment, report: report)
         log("schedule", "verdict: \(verdict.summary)")
         #expect(verdict.unfinished.isEmpty, "accepted but not finished (seed \(seed)): \(verdict.unfinished.prefix(5))")
         #expect(verdict.brokenHistories.isEmpty, "histories with gaps or repeats (seed \(seed)): \(verdict.brokenHistories.prefix(5))")
         #expect(verdict.wonCancelsLost.isEmpty, "cancels answered 200 that did not stick (seed \(seed)): \(verdict.wonCancelsLost.prefix(5))")
         #expect(verdict.lostCancelsApplied.isEmpty, "cancels refused that still happened (seed \(seed)): \(verdict.lostCancelsApplied.prefix(5))")
         #expect(verdict.doubleApplied.isEmpty, "events applied twice (seed \(seed)): \(verdict.doubleApplied.prefix(5))")
+    }
+}
+
+/// dev-kafka died on a known defect of librdkafka 2.0.2's mock cluster: its coordinator asserts that a member
+/// rejoining has no JoinGroup answer pending (`rdkafka_mock_cgrp.c:567: ... Assertion '!member->resp' failed`),
+/// which the rejoins after a broker outage can break. Seen once in about 100 minutes of schedules. Any other
+/// exit of dev-kafka is not this.
+struct MockCoordinatorAbort: Error, CustomStringConvertible {
+    static let signature = "rdkafka_mock_cgrp.c:567: rd_kafka_mock_cgrp_member_add: Assertion `!member->resp' failed"
+
+    let seed: UInt64
+
+    var description: String {
+        "dev-kafka aborted on librdkafka's mock coordinator assertion (\(Self.signature)) during the schedule of seed \(seed)"
+    }
+
+    /// Throws when the deployment's dev-kafka has the known assertion on its stderr (it is then dead or dying).
+    static func check(_ deployment: ServiceDeployment, seed: UInt64) throws {
+        let process = deployment.kafka.process
+        let errors = (try? String(contentsOfFile: process.stderrPath, encoding: .utf8)) ?? ""
+        guard errors.contains(signature) else { return }
+        _ = process.waitForExit(timeout: .seconds(10))
+        throw MockCoordinatorAbort(seed: seed)
     }
 }
 
