@@ -48,23 +48,18 @@ extension FaultInjectionTests {
         let report: ChaosClients.Report
         let verdict: ScheduleVerdict
         do {
-            do {
-                while ContinuousClock.now < end {
-                    try nemesis.step()
-                }
-                try nemesis.healAll()
-            } catch {
-                _ = clients.stop()
-                throw error
+            while ContinuousClock.now < end {
+                try nemesis.step()
             }
+            try nemesis.healAll()
             // A little healthy traffic after the faults, so the last fault's effects meet fresh requests.
             Thread.sleep(forTimeInterval: 3)
             report = clients.stop()
             log("schedule", "faults: \(nemesis.history.joined(separator: ", "))")
             log("schedule", "clients: \(report.summary)")
-            try MockCoordinatorAbort.check(deployment, seed: seed)
-            verdict = try ScheduleVerdict.check(deployment: deployment, report: report)
+            verdict = try ScheduleVerdict.check(deployment: deployment, report: report)  // throws if dev-kafka died
         } catch {
+            _ = clients.stop()  // at once if they were stopped already
             try MockCoordinatorAbort.check(deployment, seed: seed)
             throw error
         }
