@@ -38,6 +38,33 @@ extension FaultInjectionTests {
         #expect(!republished.isEmpty)
     }
 
+    @Test func aTransferWaitingBehindAStalledConsumerIsRepublishedAtGrowingIntervals() throws {
+        // One partition, held up by a message the consumer can neither process nor dead-letter (the dead-letter
+        // topic is missing): Kafka takes every event, and nobody reads them.
+        let deployment = try ServiceDeployment(
+            name: "backoff", partitions: 1, environment: ["RECONCILE_AFTER_MS": "1000"], deadLetterTopic: false
+        )
+        defer { deployment.tearDown() }
+        let instance = try deployment.addInstance(start: false)
+        try instance.startWithoutWaitingForReadiness()
+        try deployment.publish(key: "poison-backoff", value: Array("not a transfer".utf8))
+        #expect(waitForLogLine(instance, containing: "the dead-letter topic does not exist"))
+
+        let id = try createTransfer(instance.http, sender: "backoff")
+        Thread.sleep(forTimeInterval: 12)
+        let republished = instance.logLines().filter { $0.contains("publishing its event again") && $0.contains(id) }.count
+        log("backoff", "republished \(republished) times in the 12 s after its creation")
+        // Claimed at ages of about 1, 2, 4 and 8 s (each claim up to one 250 ms sweep late): 3 or 4 copies. A copy
+        // every reconcile wait would be about 10.
+        #expect((2...5).contains(republished))
+
+        // The consumer free again: the transfer completes once; the copies are conflicts.
+        #expect(try deployment.createTopic(deployment.topic + ".dlq"))
+        let completed = try deployment.waitForStoredTransfer(id) { $0.status == .completed }
+        #expect(completed.version == 2)
+        #expect(try deployment.command(["LLEN", "{transfer:\(id)}:history"], key: "{transfer:\(id)}:history").integer == 2)
+    }
+
     @Test func aCreateWhoseReplyIsLostAnswersOutcomeUnknownNamingTheTransfer() throws {
         let deployment = try ServiceDeployment(name: "lostreply", brokers: 1, environment: ["REQUEST_TIMEOUT_MS": "1000"])
         defer { deployment.tearDown() }

@@ -105,23 +105,43 @@ final class Sweeper: Sendable {
                     // Kafka is not taking events: the rest stays leased and comes round again.
                     guard publisher.resend(entry) else { break }
                 }
-                try reconcile(claims.pendingIDs)
+                try reconcile(claims.pendingIDs, claimedAt: claims.claimedAt)
             }
         }
         return oldestDueAge
     }
 
-    /// Publishes again the events of claimed pending transfers that are still `initiated`.
-    private func reconcile(_ ids: [TransferID]) throws(RepositoryError) {
+    /// Publishes again the events of claimed pending transfers that are still `initiated`, and schedules the next
+    /// claim of each one Kafka took (see `nextClaim`).
+    private func reconcile(_ ids: [TransferID], claimedAt: Int64) throws(RepositoryError) {
         guard !ids.isEmpty else { return }
+        var published: [(id: TransferID, at: Int64)] = []
         for transfer in try repository.stillInitiated(ids) {
             logger.info(
                 "transfer still initiated after the reconcile wait: publishing its event again",
                 metadata: ["transfer_id": "\(transfer.id)", "version": "\(transfer.version)"]
             )
             metrics.transfersReconciled.increment()
-            guard publisher.publish(transfer.id, json: transfer.json) else { return }
+            // Kafka is not taking events: the rest stay claimed for one reconcile wait and come round again.
+            guard publisher.publish(transfer.id, json: transfer.json) else { break }
+            let createdAt = transfer.createdAt.flatMap(UnixMilliseconds.init(rfc3339:))?.value
+            published.append((transfer.id, Self.nextClaim(claimedAt: claimedAt, createdAt: createdAt, reconcileAfter: reconcileAfterMilliseconds)))
         }
+        repository.postponeReconcile(published, reconcileAfterMilliseconds: reconcileAfterMilliseconds)
+    }
+
+    /// The longest wait between two republications of a pending transfer, in reconcile waits.
+    static let longestRepublishWait: Int64 = 8
+
+    /// When a transfer whose event was just published again is claimed next (Unix milliseconds): after as long as
+    /// it has existed (so at about 1, 2, 4, 8... reconcile waits of age), at least one reconcile wait and at most
+    /// `longestRepublishWait` of them. A transfer still pending is usually one whose event Kafka holds behind a
+    /// consumer that is stopped or behind: a copy every reconcile wait would add a full copy of that backlog to
+    /// Kafka each time, all for the consumer to skip as conflicts once it catches up. A transfer without a
+    /// readable `created_at` (written by another producer) keeps the plain reconcile wait.
+    static func nextClaim(claimedAt: Int64, createdAt: Int64?, reconcileAfter: Int64) -> Int64 {
+        let age = createdAt.map { claimedAt - $0 } ?? 0
+        return claimedAt + min(max(age, reconcileAfter), reconcileAfter * longestRepublishWait)
     }
 }
 

@@ -352,6 +352,8 @@ public final class TransferRepository: Sendable {
         public var outboxEntries: [[UInt8]]
         /// Transfers pending longer than the reconcile wait, now restarted on their wait by this instance.
         public var pendingIDs: [TransferID]
+        /// When they were claimed, in Unix milliseconds by Redis's clock (the clock of the pending index's scores).
+        public var claimedAt: Int64
     }
 
     /// Claims, on `node`, the due outbox entries and the transfers pending longer than `pendingAfterMilliseconds`
@@ -367,12 +369,15 @@ public final class TransferRepository: Sendable {
         let command = RedisCommand.script(TransferScripts.sweep, keys: [], arguments: arguments)
         let response = redis.execute(RedisRequest([command], timeout: settings.timeout), on: node)
         let reply = try Self.reply(response.replies[0], of: "sweep")
-        guard let parts = reply.array, parts.count == 2, let entries = parts[0].array, let ids = parts[1].array else {
+        guard let parts = reply.array, parts.count == 3, let entries = parts[0].array, let ids = parts[1].array,
+              let claimedAt = parts[2].integer
+        else {
             throw .unexpectedReply("sweep: \(reply)")
         }
         return SweepClaims(
             outboxEntries: entries.compactMap(\.bytes),
-            pendingIDs: ids.compactMap { $0.string.flatMap(TransferID.init) }
+            pendingIDs: ids.compactMap { $0.string.flatMap(TransferID.init) },
+            claimedAt: claimedAt
         )
     }
 
@@ -400,6 +405,18 @@ public final class TransferRepository: Sendable {
         if !settled.isEmpty { _ = execute(settled, replicas: 0) }
         reindex(initiated)  // repairs account-index entries a create could not write
         return initiated
+    }
+
+    /// Moves the next reconcile claim of pending transfers to the given times (Unix milliseconds by Redis's clock,
+    /// as `SweepClaims.claimedAt`), never earlier than already set. A transfer finished meanwhile has left the
+    /// pending index and stays out of it. Blocking; a failure only leaves the claims at the reconcile wait.
+    public func postponeReconcile(_ claims: [(id: TransferID, at: Int64)], reconcileAfterMilliseconds: Int64) {
+        guard !claims.isEmpty else { return }
+        _ = execute(claims.map { claim in
+            // A transfer is claimed once its score is `reconcileAfterMilliseconds` old.
+            let pending = TransferKeys(claim.id).pending
+            return .command(["ZADD", pending, "XX", "GT", String(claim.at - reconcileAfterMilliseconds), claim.id.rawValue], key: pending)
+        }, replicas: 0)
     }
 
     /// Takes a lease on sweeping `node` for `milliseconds`, so that of all instances one at a time walks a node's

@@ -99,7 +99,8 @@ enum TransferScripts {
     /// ARGV[1] the outbox lease in milliseconds; ARGV[2] how long a transfer may stay pending before it is claimed,
     /// in milliseconds; ARGV[3] the most entries of each kind to claim; then, per slot, its outbox key and its
     /// pending-index key.
-    /// Returns {outbox entries claimed (event JSON texts), pending transfer ids claimed}.
+    /// Returns {outbox entries claimed (event JSON texts), pending transfer ids claimed, the claim time in Unix
+    /// milliseconds by Redis's clock}.
     static let sweep = RedisScript("""
         #!lua flags=allow-cross-slot-keys
         local clock = redis.call('TIME')
@@ -125,6 +126,6 @@ enum TransferScripts {
             end
           end
         end
-        return {entries, ids}
+        return {entries, ids, now}
         """)
 }
