@@ -76,7 +76,7 @@ extension FaultInjectionTests {
 
 /// dev-kafka died on a known defect of librdkafka 2.0.2's mock cluster: its coordinator asserts that a member
 /// rejoining has no JoinGroup answer pending (`rdkafka_mock_cgrp.c:567: ... Assertion '!member->resp' failed`),
-/// which the rejoins after a broker outage can break. Seen once in about 100 minutes of schedules. Any other
+/// which the rejoins after a broker outage can break. Seen once in about two hours of schedules. Any other
 /// exit of dev-kafka is not this.
 struct MockCoordinatorAbort: Error, CustomStringConvertible {
     static let signature = "rdkafka_mock_cgrp.c:567: rd_kafka_mock_cgrp_member_add: Assertion `!member->resp' failed"
