@@ -1,7 +1,9 @@
 # Functions to run the service with its local dependencies: a redis-server, dev-kafka and transfer-service.
 # Sourced by scripts/run-local, scripts/api-conformance and scripts/container-test. Each start_* function
 # records the child's pid in STACK_PIDS; stop_stack stops them in reverse order (the service first, while its
-# dependencies are still there).
+# dependencies are still there). Redis and dev-kafka run in sessions of their own (setsid): a terminal's Ctrl-C
+# goes to its whole foreground process group, and would otherwise stop them while the service still needs them
+# to shut down (it would wait for Kafka until its stop budget ran out).
 
 STACK_PIDS=()
 
@@ -18,7 +20,7 @@ start_redis() {
     return
   fi
   mkdir -p "$dir"
-  redis-server --port "$port" --bind 127.0.0.1 --dir "$dir" --appendonly yes --appendfsync everysec \
+  setsid redis-server --port "$port" --bind 127.0.0.1 --dir "$dir" --appendonly yes --appendfsync everysec \
     --save "" --daemonize no >"$dir/redis.log" 2>&1 &
   local pid=$!
   STACK_PIDS+=("$pid")
@@ -47,7 +49,7 @@ start_redis_cluster() {
   fi
   for port in "${ports[@]}"; do
     mkdir -p "$dir/$port"
-    redis-server --port "$port" --bind 127.0.0.1 --dir "$dir/$port" --cluster-enabled yes \
+    setsid redis-server --port "$port" --bind 127.0.0.1 --dir "$dir/$port" --cluster-enabled yes \
       --cluster-config-file nodes.conf --cluster-node-timeout 2000 --appendonly yes --appendfsync everysec \
       --save "" --daemonize no >"$dir/$port/redis.log" 2>&1 &
     pid=$!
@@ -78,7 +80,7 @@ start_redis_cluster() {
 # start_dev_kafka BIN LOG: librdkafka's mock cluster; sets KAFKA_BOOTSTRAP_SERVERS from its first line of output.
 start_dev_kafka() {
   local bin=$1 log=$2
-  "$bin/dev-kafka" >"$log.stdout" 2>"$log" </dev/null &
+  setsid "$bin/dev-kafka" >"$log.stdout" 2>"$log" </dev/null &
   STACK_PIDS+=($!)
   KAFKA_BOOTSTRAP_SERVERS=""
   for _ in $(seq 300); do
