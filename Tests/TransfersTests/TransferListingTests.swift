@@ -18,7 +18,7 @@ import Testing
         ("2026-11-26T08:04:39.123456Z", 1_795_680_279_123),
     ])
     func readsTheServicesTimestamps(text: String, milliseconds: Int64) {
-        #expect(ListingPosition.milliseconds(rfc3339: text) == milliseconds)
+        #expect(RFC3339Timestamp.milliseconds(text) == milliseconds)
     }
 
     @Test(arguments: [
@@ -26,7 +26,7 @@ import Testing
         "2026-11-26T08:04:39.Z", "2026-11-26T08:04:39+01:00", "2026-11-2xT08:04:39Z", "２026-11-26T08:04:39Z",
     ])
     func refusesOtherTimestamps(text: String) {
-        #expect(ListingPosition.milliseconds(rfc3339: text) == nil)
+        #expect(RFC3339Timestamp.milliseconds(text) == nil)
     }
 
     @Test func newerComesFirstThenTheGreaterID() {

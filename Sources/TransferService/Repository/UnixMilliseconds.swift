@@ -1,5 +1,6 @@
 // FoundationEssentials, not Foundation: the full Foundation would add ICU and ~45 MB to a static binary.
 import FoundationEssentials
+import Transfers
 
 /// A point in time as milliseconds since the Unix epoch: what outbox scores hold, and the source of the RFC 3339
 /// timestamps stored in transfers.
@@ -38,10 +39,11 @@ public struct UnixMilliseconds: Sendable, Comparable {
         }
     }
 
-    /// Parses an RFC 3339 timestamp as `rfc3339` writes it; nil for anything else.
+    /// Parses a UTC RFC 3339 timestamp as `rfc3339` writes it (the domain's one reader of them); nil for anything
+    /// else.
     public init?(rfc3339 text: String) {
-        guard let date = try? Date.ISO8601FormatStyle(includingFractionalSeconds: true, timeZone: .gmt).parse(text) else { return nil }
-        self.init(Int64((date.timeIntervalSince1970 * 1000).rounded()))
+        guard let milliseconds = RFC3339Timestamp.milliseconds(text) else { return nil }
+        self.init(milliseconds)
     }
 
     public static func < (lhs: UnixMilliseconds, rhs: UnixMilliseconds) -> Bool { lhs.value < rhs.value }
