@@ -190,6 +190,10 @@ func temporaryFile(_ text: String, named name: String = "file") throws -> String
     @Test(arguments: [
         ("sasl.username=a\nenable.auto.commit=false\n", 2, "enable.auto.commit is set by the service"),
         ("acks=1\n", 1, "acks is set by the service"),
+        // librdkafka reads a topic-level property with a "topic." prefix as the property itself.
+        ("topic.auto.offset.reset=latest\n", 1, "topic.auto.offset.reset is set by the service"),
+        ("topic.request.required.acks=1\n", 1, "topic.request.required.acks is set by the service"),
+        ("delivery.timeout.ms=60000\n", 1, "delivery.timeout.ms is set by the service (the outbox lease"),
         ("group.id=other\n", 1, "use KAFKA_GROUP_ID"),
         ("# ok\nno.such.property=1\n", 2, "no.such.property is not a librdkafka property"),
         // Java clients' way of giving credentials: librdkafka knows it and says what to use instead.

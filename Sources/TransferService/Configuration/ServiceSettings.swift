@@ -39,7 +39,7 @@ public enum ServiceSettings {
                 throw ConfigurationError(setting: "KAFKA_PROPERTIES_FILE", reason: error.description)
             }
             for entry in file.entries {
-                if let reason = protectedKafkaProperties[entry.name] {
+                if let reason = protectedKafkaPropertyReason(entry.name) {
                     throw ConfigurationError(
                         setting: "KAFKA_PROPERTIES_FILE", reason: "\(value) line \(entry.line): \(entry.name) is set by the service (\(reason)); remove it"
                     )
@@ -171,7 +171,16 @@ public enum ServiceSettings {
         "session.timeout.ms": "use KAFKA_SESSION_TIMEOUT_MS",
         "heartbeat.interval.ms": "derived from KAFKA_SESSION_TIMEOUT_MS",
         "allow.auto.create.topics": "topics are checked and created by the service (KAFKA_CREATE_TOPICS)",
+        "message.timeout.ms": "the outbox lease must outlast the producer's delivery timeout",
+        "delivery.timeout.ms": "the outbox lease must outlast the producer's delivery timeout",
     ]
+
+    /// Why a properties file may not set `name`; nil when it may. librdkafka also takes a topic-level property
+    /// with a `topic.` prefix (`topic.auto.offset.reset` is `auto.offset.reset`), so the prefix is looked through.
+    static func protectedKafkaPropertyReason(_ name: String) -> String? {
+        let prefix = "topic."
+        return protectedKafkaProperties[name.hasPrefix(prefix) ? String(name.dropFirst(prefix.count)) : name]
+    }
 
     /// Rules between settings, checked once all are read. `given` holds the environment names that had a value.
     static func checkCombinations(_ configuration: inout ServiceConfiguration, given: Set<String>) throws(ConfigurationError) {
