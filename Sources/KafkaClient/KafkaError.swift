@@ -58,6 +58,12 @@ extension KafkaError {
         )
     }
 
+    /// True when a message (or its batch) is larger than the client or the broker accepts: sending it again as it
+    /// is can never succeed.
+    public var isMessageTooLarge: Bool {
+        code == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE.rawValue || code == RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE.rawValue
+    }
+
     /// An error raised by this wrapper itself (not by librdkafka), e.g. use after shutdown.
     static func clientState(_ message: String) -> KafkaError {
         KafkaError(RD_KAFKA_RESP_ERR__STATE, message: message)

@@ -93,10 +93,11 @@ public final class ServiceHarness: Sendable {
         ])
         http = instance.http
         redis = RedisConnectionPool(configuration: RedisConfiguration(host: "127.0.0.1", port: redisServer.port))
-        producer = try KafkaProducer(
-            configuration: KafkaProducerConfiguration(bootstrapServers: DevKafka.shared.bootstrapServers),
-            onDeliveryReports: { _ in }
-        )
+        var producerConfiguration = KafkaProducerConfiguration(bootstrapServers: DevKafka.shared.bootstrapServers)
+        // Twice librdkafka's default, as Kafka brokers take a little over 1 MB: tests publish what the service's own
+        // producers could not.
+        producerConfiguration.properties["message.max.bytes"] = "2000000"
+        producer = try KafkaProducer(configuration: producerConfiguration, onDeliveryReports: { _ in })
         try instance.start()
     }
 

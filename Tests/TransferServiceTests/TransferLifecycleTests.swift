@@ -154,6 +154,24 @@ import Transfers
         }
     }
 
+    /// A message larger than the dead-letter producer takes (Kafka brokers accept a little over 1 MB by default) is
+    /// parked as a stand-in that says where the original is, and the partition moves on past it.
+    @Test func aPoisonMessageTooLargeToDeadLetterIsParkedAsAStandIn() throws {
+        let key = "huge-\(UUID().uuidString)"
+        try harness.publish(key: key, value: [UInt8](repeating: UInt8(ascii: "x"), count: 1_000_500))
+        // The marker shares the partition and comes after it: it is processed only if the huge one was parked.
+        try harness.waitUntilConsumed(key: key)
+
+        let parked = try #require(try messages(in: harness.topic + ".dlq", withKey: key, count: 1).first)
+        func header(_ name: String) -> String? {
+            parked.headers.first { $0.key == name }.map { String(decoding: $0.value, as: UTF8.self) }
+        }
+        #expect(parked.value.isEmpty)
+        #expect(header("value_omitted")?.hasPrefix("1000500 bytes and 0 headers: too large for \(harness.topic).dlq") == true, "\(parked.headers)")
+        #expect(header("source")?.hasPrefix("\(harness.topic)/") == true)
+        #expect(header("reason")?.isEmpty == false)
+    }
+
     /// Reads `topic` from the start in a fresh group until `count` messages with `key` were seen (in order).
     private func messages(in topic: String, withKey key: String, count: Int) throws -> [KafkaMessage] {
         let consumer = try KafkaConsumer(configuration: KafkaConsumerConfiguration(

@@ -4,11 +4,20 @@ import Synchronization
 /// Sends events that can never be processed to `<topic>.dlq`, with the reason in a `reason` header, and waits for
 /// Kafka to confirm each one, so the consumer moves past an event only once it is safely parked.
 ///
+/// A message too large for the dead-letter topic (Kafka takes messages a little over 1 MB by default, this
+/// producer up to 1,000,000 bytes, and it adds headers) is parked as a stand-in without its value and headers: the
+/// `source` header says where to read the original, for as long as the source topic keeps it. Retrying it whole
+/// could never succeed and would hold up every partition of the instance.
+///
 /// The dead-letter topic is never created here (a cluster's defaults, e.g. its retention, may not suit it): while it
 /// does not exist, dead-lettering fails with `topicMissing` and the event waits.
 final class DeadLetterPublisher: Sendable {
     /// The header that carries why the event was dead-lettered.
     static let reasonHeader = "reason"
+    /// The header of a stand-in: why the original value and headers are missing, and the value's size.
+    static let omittedHeader = "value_omitted"
+    /// The largest key a stand-in keeps (an event's key is a transfer id; a huge one is dropped like the value).
+    static let standInKeyLimit = 1024
 
     let topic: String
     private let producerConfiguration: KafkaProducerConfiguration
@@ -80,13 +89,24 @@ final class DeadLetterPublisher: Sendable {
     }
 
     private func send(_ message: KafkaMessage, reason: String, timeout: Duration) throws(KafkaError) {
-        let producer = self.producer.withLock { $0 }
-        lastFailure.error.withLock { $0 = nil }
-        let headers = message.headers + [
+        let parkingHeaders = [
             KafkaHeader(key: Self.reasonHeader, value: Array(reason.utf8)),
             KafkaHeader(key: "source", value: Array("\(message.topic)/\(message.partition)/\(message.offset)".utf8)),
         ]
-        try producer.send(topic: topic, key: message.key, value: message.value, headers: headers)
+        do {
+            try sendAndConfirm(key: message.key, value: message.value, headers: message.headers + parkingHeaders, timeout: timeout)
+        } catch where error.isMessageTooLarge {
+            let omitted = "\(message.value.count) bytes and \(message.headers.count) headers: too large for \(topic) (\(error.name)); "
+                + "read the original from the source topic at the offset in the source header"
+            let key = message.key.flatMap { $0.count <= Self.standInKeyLimit ? $0 : nil }
+            try sendAndConfirm(key: key, value: [], headers: parkingHeaders + [KafkaHeader(key: Self.omittedHeader, value: Array(omitted.utf8))], timeout: timeout)
+        }
+    }
+
+    private func sendAndConfirm(key: [UInt8]?, value: [UInt8], headers: [KafkaHeader], timeout: Duration) throws(KafkaError) {
+        let producer = self.producer.withLock { $0 }
+        lastFailure.error.withLock { $0 = nil }
+        try producer.send(topic: topic, key: key, value: value, headers: headers)
         guard producer.flush(timeout: timeout) else {
             throw KafkaError(code: -192, name: "_MSG_TIMED_OUT", message: "the dead letter was not confirmed within \(timeout)")
         }
