@@ -1,4 +1,6 @@
 import CRdKafka
+import Dispatch
+import Synchronization
 
 /// A group consumer. Poll it from one thread (a background DispatchQueue in the service); `close` (and the
 /// other calls) may come from any thread: close waits for a running poll to return, after which calls throw _STATE.
@@ -199,6 +201,36 @@ public final class KafkaConsumer: @unchecked Sendable {
         }
     }
 
+    /// How `close(timeout:)` ended.
+    public enum CloseOutcome: Sendable {
+        /// Committed (or had nothing new to commit), left the group, destroyed the handle.
+        case closed
+        /// Left the group and destroyed the handle, but the final commit failed: those messages are redelivered.
+        case closedWithoutCommit(KafkaError)
+        /// Not finished within the timeout (no group coordinator answered); the close goes on in the background
+        /// and ends when a coordinator answers or the process exits.
+        case timedOut
+    }
+
+    /// `commit()` then `close()`, waiting at most `timeout` for them: both wait for the group coordinator without a
+    /// limit of their own, so with every broker unreachable they would hold up a shutdown indefinitely.
+    public func close(timeout: Duration) -> CloseOutcome {
+        let result = CloseResult()
+        DispatchQueue(label: "kafka-consumer-close").async { [self] in
+            do throws(KafkaError) {
+                try commit()
+            } catch {
+                result.outcome.withLock { $0 = .closedWithoutCommit(error) }
+            }
+            close()
+            result.finished.signal()
+        }
+        let (seconds, attoseconds) = timeout.components
+        let deadline = DispatchTime.now() + .nanoseconds(Int(seconds) * 1_000_000_000 + Int(attoseconds / 1_000_000_000))
+        guard result.finished.wait(timeout: deadline) == .success else { return .timedOut }
+        return result.outcome.withLock { $0 }
+    }
+
     /// Commits, leaves the group (rd_kafka_consumer_close) and destroys the handle. Idempotent.
     /// Commit errors are dropped here (close cannot throw); call `commit()` first to see them.
     public func close() {
@@ -208,4 +240,10 @@ public final class KafkaConsumer: @unchecked Sendable {
         rd_kafka_destroy(handle)
         ConsumerContext.release(contextOpaque)
     }
+}
+
+/// What the background close of `KafkaConsumer.close(timeout:)` hands back.
+private final class CloseResult: Sendable {
+    let outcome = Mutex<KafkaConsumer.CloseOutcome>(.closed)
+    let finished = DispatchSemaphore(value: 0)
 }

@@ -89,6 +89,35 @@ struct FaultInjectionTests {
         check.expectKept()
     }
 
+    /// SIGTERM while no broker answers: the consumer can neither commit its offsets nor leave its group (and
+    /// librdkafka's synchronous commit waits for a coordinator without a time limit). The stop gives Kafka a few
+    /// seconds, then goes on without it and exits 0 within the 10 s that `docker stop` allows; the uncommitted
+    /// events are delivered again later, which the version rule makes harmless.
+    @Test func stoppedWhileEveryBrokerIsDown() throws {
+        let deployment = try ServiceDeployment(name: "stopdown", environment: Self.environment)
+        defer { deployment.tearDown() }
+        let instance = try deployment.addInstance(clientTimeout: Self.clientTimeout)
+        let warmUp = try createTransfer(instance.http)
+        _ = try PromiseCheck.run(deployment: deployment, acceptedIDs: [warmUp], readTopics: false)
+
+        try deployment.kafka.inject("down all")
+        Thread.sleep(forTimeInterval: 1)
+        let createdWhileDown = try createTransfer(instance.http)
+        let stopStarted = ContinuousClock.now
+        let exitStatus = instance.terminate(timeout: .seconds(10))
+        let stopTook = stopStarted.duration(to: .now)
+        log("stopdown", "SIGTERM with every broker down: exit status \(exitStatus.map(String.init) ?? "none within 10 s") after \(stopTook)")
+        #expect(exitStatus == 0, "SIGTERM must end the instance with exit status 0 within 10 s while Kafka is down")
+        #expect(instance.logLines().contains { $0.contains("Kafka did not answer") }, "the stop must say it went on without Kafka")
+
+        try deployment.kafka.inject("up all")
+        try instance.start()
+        let createdAfter = try createTransfer(instance.http)
+        let check = try PromiseCheck.run(deployment: deployment, acceptedIDs: [warmUp, createdWhileDown, createdAfter])
+        log("stopdown", "promise: \(check.summary)")
+        check.expectKept()
+    }
+
     @Test func redisStoppedDuringLoadThenRestartedWithItsData() throws {
         let deployment = try ServiceDeployment(name: "redis", environment: Self.environment)
         defer { deployment.tearDown() }

@@ -26,6 +26,9 @@ public final class TransferProcessor: Sendable {
     static let statisticsInterval: Duration = .seconds(5)
     /// How long a stop waits for an unanswered group join, so that the member can leave properly.
     static let joinWaitOnStop: Duration = .seconds(5)
+    /// How long a stop waits for the final offset commit and the group leave, which wait for a group coordinator:
+    /// with every broker down the stop goes on without them, within the 10 s that `docker stop` allows.
+    static let leaveTimeout: Duration = .seconds(4)
     /// How often the group's committed lag of every partition is read (whichever member owns it).
     static let groupLagInterval: DispatchTimeInterval = .seconds(15)
 
@@ -94,12 +97,17 @@ public final class TransferProcessor: Sendable {
         finished.wait()
         groupLagQueue.sync {}  // lets a reading in progress finish before the consumer closes
         waitForGroupMembership()
-        do {
-            try consumer.commit()
-        } catch {
+        switch consumer.close(timeout: Self.leaveTimeout) {
+        case .closed:
+            break
+        case .closedWithoutCommit(let error):
             logger.warning("cannot commit consumer offsets at shutdown; those events will be redelivered", metadata: ["error": "\(error)"])
+        case .timedOut:
+            logger.warning(
+                "Kafka did not answer the final offset commit and group leave; stopping without them: the uncommitted events will be delivered again, and this member's partitions wait for its session to time out",
+                metadata: ["waited": "\(Self.leaveTimeout)"]
+            )
         }
-        consumer.close()
         deadLetters.shutdown()
     }
 
