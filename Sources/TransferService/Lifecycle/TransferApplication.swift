@@ -83,7 +83,9 @@ public final class TransferApplication: Sendable {
     /// The port the HTTP server listens on (useful when configured with port 0).
     public var httpPort: Int { server.port }
 
-    /// Starts the consumer, the sweeper and then the HTTP server.
+    /// Starts the HTTP server, then the consumer and the sweeper: an instance that cannot take its port exits
+    /// before it ever joins the consumer group (a member that dies without leaving holds its partitions until its
+    /// session times out, on every restart of a crash loop).
     public func start() throws(StartupError) {
         if configuration.apiTokens.isEmpty {
             logger.warning("API_TOKENS is not set: the API runs without authentication")
@@ -91,14 +93,18 @@ public final class TransferApplication: Sendable {
         if (try? repository.hasLegacyData()) == true {
             logger.warning("Redis holds data in the layout of the release before cluster support: run `transfer-service migrate`")
         }
-        processor.start()
-        sweeper.start()
-        topics.startBackgroundChecks()
         do {
             try server.start()
         } catch {
             throw StartupError(component: "HTTP server", reason: error.description)
         }
+        do {
+            try processor.start()
+        } catch {
+            throw StartupError(component: "Kafka consumer", reason: error.description)
+        }
+        sweeper.start()
+        topics.startBackgroundChecks()
         let redisDescription = configuration.isRedisCluster
             ? "cluster " + configuration.redisClusterNodes.map(\.description).joined(separator: ",")
             : "\(configuration.redisHost):\(configuration.redisPort)"

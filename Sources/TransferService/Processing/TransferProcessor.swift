@@ -43,7 +43,7 @@ public final class TransferProcessor: Sendable {
     private let stopRequested = Atomic<Bool>(false)
     private let finished = DispatchGroup()
 
-    /// A processor subscribed to `topic` in the configured consumer group.
+    /// A processor for `topic` in the configured consumer group; it joins the group when started.
     public init(
         topic: String, consumerConfiguration: KafkaConsumerConfiguration, deadLetterProducerConfiguration: KafkaProducerConfiguration,
         repository: TransferRepository, metrics: ServiceMetrics, logger: Logger
@@ -53,15 +53,16 @@ public final class TransferProcessor: Sendable {
         consumerConfiguration.statisticsInterval = consumerConfiguration.statisticsInterval ?? Self.statisticsInterval
         let events = ConsumerEventRecorder(metrics: metrics, logger: logger)
         consumer = try KafkaConsumer(configuration: consumerConfiguration, onEvent: events.record)
-        try consumer.subscribe(topics: [topic])
         self.topic = topic
         self.repository = repository
         self.metrics = metrics
         self.logger = logger
     }
 
-    /// Starts consuming on the background queue, and reading the group's lag periodically.
-    public func start() {
+    /// Joins the consumer group and starts consuming on the background queue, and reading the group's lag
+    /// periodically.
+    public func start() throws(KafkaError) {
+        try consumer.subscribe(topics: [topic])
         finished.enter()
         queue.async { [self] in
             run()
