@@ -335,8 +335,9 @@ final class ClusterOperation: Sendable {
         var retries: [Int]
         /// Parts sent or scheduled and not yet back.
         var outstanding = 0
-        /// The fewest replicas confirming, over the parts that wrote something.
-        var acknowledged: Int?
+        /// Per command, the replicas confirming the writes of the part (node) that answered it; nil while no part
+        /// that wrote something answered it.
+        var acknowledged: [Int?]
     }
 
     init(request: RedisRequest, cluster: RedisCluster, completion: @escaping @Sendable (RedisResponse) -> Void) {
@@ -346,7 +347,7 @@ final class ClusterOperation: Sendable {
         let count = request.commands.count
         state = Mutex(State(
             replies: Array(repeating: nil, count: count), redirections: Array(repeating: 0, count: count),
-            retries: Array(repeating: 0, count: count)))
+            retries: Array(repeating: 0, count: count), acknowledged: Array(repeating: nil, count: count)))
     }
 
     func start(routes: [Route]) {
@@ -365,7 +366,9 @@ final class ClusterOperation: Sendable {
         let response = state.withLock { state in
             RedisResponse(
                 replies: state.replies.map { $0 ?? .failure(RedisError(kind: .clusterDown, message: "no node answered")) },
-                acknowledgedReplicas: request.replicas > 0 ? (state.acknowledged ?? 0) : nil)
+                // Overall: the fewest over the parts that wrote something.
+                acknowledgedReplicas: request.replicas > 0 ? (state.acknowledged.compactMap { $0 }.min() ?? 0) : nil,
+                acknowledgedReplicasByCommand: request.replicas > 0 ? state.acknowledged.map { $0 ?? 0 } : nil)
         }
         completion(response)
     }
@@ -481,7 +484,7 @@ final class ClusterOperation: Sendable {
     ) {
         let isLast = state.withLock { state in
             for (index, result) in settled { state.replies[index] = result }
-            if let acknowledged { state.acknowledged = min(state.acknowledged ?? acknowledged, acknowledged) }
+            for (index, _) in settled { state.acknowledged[index] = acknowledged }
             for route in followUps { for index in route.indices { state.redirections[index] += 1 } }
             for (_, indices) in retries { for index in indices { state.retries[index] += 1 } }
             state.outstanding += followUps.count + retries.count - 1

@@ -70,11 +70,28 @@ public struct RedisResponse: Sendable {
     /// The fewest replicas that confirmed the writes (`WAIT`), over the nodes written to; 0 when a `WAIT` got no
     /// answer; nil when the request asked for none.
     public var acknowledgedReplicas: Int?
+    /// Per command, the replicas that confirmed the writes of the node it ran on (a cluster request spans nodes,
+    /// each with its own `WAIT`); nil when the request asked for none.
+    public var acknowledgedReplicasByCommand: [Int]?
 
-    /// Creates a response.
+    /// A response of one node: every command has the same acknowledgement.
     public init(replies: [Result<RedisReply, RedisError>], acknowledgedReplicas: Int?) {
         self.replies = replies
         self.acknowledgedReplicas = acknowledgedReplicas
+        acknowledgedReplicasByCommand = acknowledgedReplicas.map { Array(repeating: $0, count: replies.count) }
+    }
+
+    /// A response whose commands ran on several nodes, each with its own acknowledgement.
+    public init(replies: [Result<RedisReply, RedisError>], acknowledgedReplicas: Int?, acknowledgedReplicasByCommand: [Int]?) {
+        self.replies = replies
+        self.acknowledgedReplicas = acknowledgedReplicas
+        self.acknowledgedReplicasByCommand = acknowledgedReplicasByCommand
+    }
+
+    /// The replicas that confirmed the write of the command at `index` (the `WAIT` of the node it ran on); 0 when
+    /// that `WAIT` got no answer; nil when the request asked for none.
+    public func acknowledgedReplicas(forCommandAt index: Int) -> Int? {
+        acknowledgedReplicasByCommand.map { $0[index] }
     }
 
     /// A response in which every command failed with `error`.

@@ -141,8 +141,13 @@ struct RedisClusterTests {
             timeout: .milliseconds(500), replicas: 1))
         #expect(both.replies.allSatisfy { $0.isSuccess })
         #expect(both.acknowledgedReplicas == 0)
+        // Per command, the replicas of the node it ran on: a caller can judge each write by its own node.
+        #expect(both.acknowledgedReplicasByCommand == [1, 0])
+        #expect(both.acknowledgedReplicas(forCommandAt: 0) == 1)
+        #expect(both.acknowledgedReplicas(forCommandAt: 1) == 0)
         let none = cluster.execute(RedisRequest([.command(["SET", keys[0], "4"], key: keys[0])], timeout: .seconds(10)))
         #expect(none.acknowledgedReplicas == nil)
+        #expect(none.acknowledgedReplicasByCommand == nil)
     }
 
     @Test func scriptsAreLoadedOnEachNodeAndAgainAfterSCRIPTFLUSH() throws {

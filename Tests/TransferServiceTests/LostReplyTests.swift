@@ -1,4 +1,7 @@
 import Dispatch
+#if canImport(Glibc)
+import Glibc
+#endif
 import RedisClient
 import Synchronization
 import TestSupport
@@ -53,6 +56,44 @@ import Transfers
         #expect(final.status == .cancelled)
         #expect(final.version == 2)
         #expect(try admin.command(["LLEN", "{transfer:\(transfer.id)}:history"]).integer == 2)
+    }
+
+    /// With replicas required, a create whose reply was lost is never claimed done from a read-back: finding the
+    /// record proves only that the primary has it (`WAIT` counts a connection's own writes; a read-back makes none).
+    @Test func aCreateWhoseReplyIsLostIsOutcomeUnknownWhenReplicasAreRequired() throws {
+        let redis = try RedisServer.start()
+        defer { redis.stop() }
+        // A reply later than 1 s counts as lost; Redis (with no replica at all) is frozen for 1.5 s, so the script
+        // waits in its socket, its reply is lost, and Redis runs it once thawed, answering a read-back sent at 1 s.
+        let client = RedisNodeClient(
+            configuration: RedisConfiguration(host: redis.host, port: redis.port, commandTimeout: .seconds(1)),
+            options: .init(connections: 1)
+        )
+        defer { client.shutdown() }
+        let repository = TransferRepository(
+            redis: client, settings: .init(timeout: .seconds(5), replicas: 1, outboxLeaseMilliseconds: 60_000), metrics: ServiceMetrics()
+        )
+        let request = TransferRequest(senderID: "lost-create", receiverID: "bob", amount: Amount(minorUnits: 700))
+        let transfer = Transfer.initiate(request, id: .random(), at: UnixMilliseconds.now().rfc3339)
+        // Connected, and the create script loaded, before Redis freezes (with no replica, the answer says so).
+        let warmUp = Transfer.initiate(request, id: .random(), at: UnixMilliseconds.now().rfc3339)
+        let warmUpOutcome = wait { repository.create(warmUp, json: warmUp.json, idempotency: nil, completion: $0) }
+        guard case .failure(.notReplicated(_, acknowledged: 0, required: 1)) = warmUpOutcome else {
+            Issue.record("a create without the required replica answered \(warmUpOutcome)")
+            return
+        }
+
+        redis.process.signal(SIGSTOP)
+        DispatchQueue.global().asyncAfter(deadline: .now() + 1.5) { redis.process.signal(SIGCONT) }
+        let lost = wait { repository.create(transfer, json: transfer.json, idempotency: nil, completion: $0) }
+        guard case .failure(.outcomeUnknown(let id, _)) = lost else {
+            Issue.record("a create whose reply was lost, with a replica required and none there, answered \(lost)")
+            return
+        }
+        #expect(id == transfer.id)
+        let admin = try RedisConnection(configuration: RedisConfiguration(host: redis.host, port: redis.port))
+        let stored = try admin.command(["GET", "transfer:\(transfer.id)"]).string
+        print("[lostcreate] the frozen create ran once thawed: \(stored != nil)")
     }
 
     /// Runs an operation that answers through a completion and waits for its answer.

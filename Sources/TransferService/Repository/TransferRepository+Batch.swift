@@ -38,8 +38,10 @@ extension TransferRepository {
             var outcomes: [Result<CreateOutcome, RepositoryError>?] = []
             var lost: [(index: Int, error: RedisError)] = []
             for (index, (item, position)) in zip(items, scriptPositions).enumerated() {
-                // Judged like a single create's response; the WAIT of the request covers every item.
-                let itemResponse = RedisResponse(replies: [response.replies[position]], acknowledgedReplicas: response.acknowledgedReplicas)
+                // Judged like a single create's response, with the replicas of the node its script ran on.
+                let itemResponse = RedisResponse(
+                    replies: [response.replies[position]], acknowledgedReplicas: response.acknowledgedReplicas(forCommandAt: position)
+                )
                 switch Self.createOutcome(itemResponse, id: item.transfer.id, required: settings.replicas) {
                 case .decided(let outcome):
                     outcomes.append(outcome)
@@ -64,6 +66,9 @@ extension TransferRepository {
         _ items: [(item: BatchItem, lostReply: RedisError)], deadline: ContinuousClock.Instant,
         completion: @escaping @Sendable ([Result<CreateOutcome, RepositoryError>]) -> Void
     ) {
+        guard readBackProves else {
+            return completion(items.map { .failure(.outcomeUnknown(id: $0.item.transfer.id, reason: $0.lostReply.description)) })
+        }
         let reads = items.map { entry in
             let key = TransferKeys(entry.item.transfer.id).record
             return RedisCommand.command(["GET", key], key: key)

@@ -57,15 +57,16 @@ public final class TransferRepository: Sendable {
     ///
     /// When the script was sent but its reply was lost, the record is read back: found, the create is reported
     /// done; not found or unreadable, `outcomeUnknown` (the script may still have run). With `replicas` set, a
-    /// write that too few replicas confirmed is `notReplicated`.
+    /// write that too few replicas confirmed is `notReplicated`, and a lost reply is always `outcomeUnknown` (see
+    /// `readBackProves`).
     public func create(
         _ transfer: Transfer, json: String, idempotency: IdempotencyRecord?,
         completion: @escaping @Sendable (Result<CreateOutcome, RepositoryError>) -> Void
     ) {
         let command = createCommand(transfer, json: json, idempotency: idempotency)
         let deadline = ContinuousClock.now + settings.timeout
-        // The parties' account-index entries ride in the same request (see AccountIndex); only the script's reply
-        // decides the outcome.
+        // The parties' account-index entries ride in the same request (see AccountIndex); only the script's reply,
+        // and the replicas of the script's own node, decide the outcome.
         submit([command] + indexAdditions(for: transfer), deadline: deadline, replicas: settings.replicas) { [self] response in
             switch Self.createOutcome(response, id: transfer.id, required: settings.replicas) {
             case .decided(let outcome):
@@ -106,7 +107,7 @@ public final class TransferRepository: Sendable {
         }
         switch code {
         case 1:
-            if let shortfall = RepositoryError.replicationShortfall(response, id: id, required: required) {
+            if let shortfall = RepositoryError.replicationShortfall(response, forCommandAt: 0, id: id, required: required) {
                 return .decided(.failure(shortfall))
             }
             return .decided(.success(.created))
@@ -123,11 +124,17 @@ public final class TransferRepository: Sendable {
         }
     }
 
+    /// Whether reading a record back after a lost reply can prove a write: only when no replica has to confirm
+    /// it. The record found on the primary says nothing about its replicas, and `WAIT` counts only a connection's
+    /// own writes (the read-back made none), so with `replicas` set a lost reply stays `outcomeUnknown`.
+    var readBackProves: Bool { settings.replicas == 0 }
+
     /// Reads the record back after a lost reply: our JSON there means the create ran.
     private func confirmCreate(
         _ id: TransferID, json: String, deadline: ContinuousClock.Instant, lostReply: RedisError,
         completion: @escaping @Sendable (Result<CreateOutcome, RepositoryError>) -> Void
     ) {
+        guard readBackProves else { return completion(.failure(.outcomeUnknown(id: id, reason: lostReply.description))) }
         let read = RedisCommand.command(["GET", TransferKeys(id).record], key: TransferKeys(id).record)
         submit([read], deadline: deadline, replicas: 0) { response in
             if case .success(.string(let stored)) = response.replies[0], stored.elementsEqual(json.utf8) {
@@ -226,7 +233,7 @@ public final class TransferRepository: Sendable {
                         let (code, stored) = try Self.compareAndSetResult(reply)
                         switch code {
                         case 1:
-                            if let shortfall = RepositoryError.replicationShortfall(response, id: id, required: settings.replicas) {
+                            if let shortfall = RepositoryError.replicationShortfall(response, forCommandAt: 0, id: id, required: settings.replicas) {
                                 throw shortfall
                             }
                             return .cancelled(cancelled)
@@ -244,6 +251,7 @@ public final class TransferRepository: Sendable {
         _ cancelled: Transfer, json: String, deadline: ContinuousClock.Instant, lostReply: RedisError,
         completion: @escaping @Sendable (Result<CancelOutcome, RepositoryError>) -> Void
     ) {
+        guard readBackProves else { return completion(.failure(.outcomeUnknown(id: cancelled.id, reason: lostReply.description))) }
         let key = TransferKeys(cancelled.id).record
         submit([.command(["GET", key], key: key)], deadline: deadline, replicas: 0) { response in
             if case .success(.string(let stored)) = response.replies[0], stored.elementsEqual(json.utf8) {
@@ -641,9 +649,10 @@ public enum RepositoryError: Error, Sendable, CustomStringConvertible {
         }
     }
 
-    /// `notReplicated` when the response's WAIT counted fewer replicas than requested.
-    static func replicationShortfall(_ response: RedisResponse, id: TransferID, required: Int) -> RepositoryError? {
-        guard let acknowledged = response.acknowledgedReplicas, acknowledged < required else {
+    /// `notReplicated` when fewer than `required` replicas confirmed the command at `index` (the `WAIT` of the node it
+    /// ran on: in a cluster, the other commands of the request may have gone to other nodes).
+    static func replicationShortfall(_ response: RedisResponse, forCommandAt index: Int, id: TransferID, required: Int) -> RepositoryError? {
+        guard let acknowledged = response.acknowledgedReplicas(forCommandAt: index), acknowledged < required else {
             return nil
         }
         return .notReplicated(id: id, acknowledged: acknowledged, required: required)
