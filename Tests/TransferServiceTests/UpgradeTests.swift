@@ -43,7 +43,10 @@ import Transfers
         )
         #expect(migrate.waitForExit(timeout: .seconds(60)) == 0)
         let report = try String(contentsOfFile: migrate.stdoutPath, encoding: .utf8)
-        #expect(report.contains("moved 5 histories, 1 outbox entries and 1 idempotency keys; indexed 4 pending transfers"), "\(report)")
+        #expect(
+            report.contains("moved 5 histories, 1 outbox entries and 1 idempotency keys; indexed 4 pending transfers; listed 5 transfers in their accounts"),
+            "\(report)"
+        )
         let leftovers = try deployment.withRedis { try $0.command(["KEYS", "*:history"]) }.array ?? []
         #expect(leftovers.compactMap(\.string).allSatisfy { $0.hasPrefix("{transfer:") })
         #expect(try deployment.withRedis { try $0.command(["EXISTS", "transfers:outbox", "idempotency:legacy-order-1"]) }.integer == 0)
@@ -67,11 +70,42 @@ import Transfers
             "/transfers", #"{"sender_id": "legacy-keyed", "receiver_id": "bob", "amount": 6}"#, headers: [("Idempotency-Key", "legacy-order-1")]
         )
         #expect(other.status == 422)
+        // List: every migrated transfer is in its parties' listings, the completed one with its current state.
+        let listing = try instance.http.get("/transfers?account=bob&limit=10")
+        #expect(listing.status == 200)
+        let listedIDs = try Self.transferIDs(listing)
+        #expect(Set(listedIDs) == Set([unsent, completed, lost, fresh, keyed].map(\.id.rawValue)), "\(listing.bodyText)")
+        #expect(try Self.transferIDs(try instance.http.get("/transfers?account=legacy-completed&role=sender&status=completed")) == [completed.id.rawValue])
         // Complete: the unsent one (from the migrated outbox) and the lost one (from the pending index).
         for id in [unsent.id, lost.id] {
             let stored = try deployment.waitForStoredTransfer(id.rawValue, timeout: 60) { $0.status == .completed }
             #expect(stored.version == 2)
         }
+    }
+
+    /// A start on the old release's data warns that `migrate` has not run, also once its outbox has drained (an
+    /// empty sorted set does not exist in Redis, so only its histories and idempotency records are left).
+    @Test func aStartOnLegacyDataWithADrainedOutboxWarnsToMigrate() throws {
+        let deployment = try ServiceDeployment(name: "upgrade-warning", brokers: 1)
+        defer { deployment.tearDown() }
+        let legacy = LegacyLayoutWriter(redis: deployment.redis)
+        let completed = Transfer.initiate(
+            TransferRequest(senderID: "legacy-drained", receiverID: "bob", amount: try Amount(jsonNumber: "5")), id: .random(),
+            at: "2026-11-01T10:00:00.000Z"
+        )
+        try legacy.create(completed, outboxDueAt: nil)
+        try legacy.complete(completed, at: "2026-11-01T10:00:01.000Z")
+        #expect(try deployment.withRedis { try $0.command(["EXISTS", "transfers:outbox"]) }.integer == 0)
+
+        let instance = try deployment.addInstance()
+        #expect(instance.waitForLogLine { $0.contains("run `transfer-service migrate`") }, "\(instance.recentOutput())")
+    }
+
+    private static func transferIDs(_ response: HTTPTestResponse) throws -> [String] {
+        guard case .object(let body) = try JSONValue.parse(response.body), case .array(let transfers)? = body["transfers"] else {
+            throw HarnessError("no transfers in \(response.bodyText)")
+        }
+        return try transfers.map { try Transfer(json: Array($0.serialized.utf8)).id.rawValue }
     }
 
     private static func versionNumbers(_ response: HTTPTestResponse) throws -> [Int] {

@@ -59,10 +59,8 @@ enum AccountIndex {
     /// creation), so the indexes do not grow forever with entries nobody can list.
     static func additions(for transfer: Transfer, retentionSeconds: Int?) -> [RedisCommand] {
         let position = ListingPosition(of: transfer)
-        let member = member(position)
         var commands: [RedisCommand] = []
-        for (account, role) in [(transfer.senderID, PartyRole.sender), (transfer.receiverID, .receiver)] {
-            let key = key(account, role)
+        for (key, member) in entries(for: transfer) {
             commands.append(.command(["ZADD", key, "0", member], key: key))
             if let retentionSeconds, retentionSeconds > 0 {
                 let cutoff = position.createdAtMilliseconds - (Int64(retentionSeconds) + 86_400) * 1000
@@ -73,6 +71,12 @@ enum AccountIndex {
             }
         }
         return commands
+    }
+
+    /// The entries that stand for `transfer`: one in its sender's index, one in its receiver's.
+    static func entries(for transfer: Transfer) -> [(key: String, member: String)] {
+        let member = member(ListingPosition(of: transfer))
+        return [(key(transfer.senderID, .sender), member), (key(transfer.receiverID, .receiver), member)]
     }
 
     /// The commands that take `position` out of the indexes of `account` for `roles`.

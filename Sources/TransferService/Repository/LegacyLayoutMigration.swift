@@ -14,11 +14,12 @@ public struct LegacyLayoutMigration {
         public var histories = 0
         public var outboxEntries = 0
         public var pendingTransfers = 0
+        public var listedTransfers = 0
         public var idempotencyKeys = 0
 
         public var description: String {
             "moved \(histories) histories, \(outboxEntries) outbox entries and \(idempotencyKeys) idempotency keys; "
-                + "indexed \(pendingTransfers) pending transfers"
+                + "indexed \(pendingTransfers) pending transfers; listed \(listedTransfers) transfers in their accounts"
         }
     }
 
@@ -54,8 +55,10 @@ public struct LegacyLayoutMigration {
             if key.hasSuffix(":history") {
                 try moveHistory(of: id)
                 report.histories += 1
-            } else if try indexIfPending(id) {
-                report.pendingTransfers += 1
+            } else if let transfer = try record(id) {
+                if try indexIfPending(transfer) { report.pendingTransfers += 1 }
+                try list(transfer)
+                report.listedTransfers += 1
             }
         }
         report.outboxEntries = try moveOutbox()
@@ -70,15 +73,25 @@ public struct LegacyLayoutMigration {
         _ = try Self.moveList.run(on: connection, keys: [LegacyKeys.history(id), TransferKeys(id).history], arguments: [])
     }
 
-    /// Puts an `initiated` record in its slot's pending index (the old release had none), so the reconciler looks
-    /// after it. True when it was added now.
-    private func indexIfPending(_ id: TransferID) throws(RedisError) -> Bool {
-        let keys = TransferKeys(id)
-        guard let bytes = try connection.command(["GET", keys.record]).bytes, let transfer = try? Transfer(json: bytes),
-              transfer.status == .initiated
-        else { return false }
+    /// The stored transfer; nil when the value is not one.
+    private func record(_ id: TransferID) throws(RedisError) -> Transfer? {
+        try connection.command(["GET", TransferKeys(id).record]).bytes.flatMap { try? Transfer(json: $0) }
+    }
+
+    /// Puts an `initiated` transfer in its slot's pending index (the old release had none), so the reconciler
+    /// looks after it. True when it was added now.
+    private func indexIfPending(_ transfer: Transfer) throws(RedisError) -> Bool {
+        guard transfer.status == .initiated else { return false }
         let since = transfer.createdAt.flatMap(UnixMilliseconds.init(rfc3339:)) ?? .now()
-        return try connection.command(["ZADD", keys.pending, "NX", String(since.value), id.rawValue]).integer == 1
+        return try connection.command(["ZADD", TransferKeys(transfer.id).pending, "NX", String(since.value), transfer.id.rawValue]).integer == 1
+    }
+
+    /// Puts the transfer into its parties' account indexes (the old release had none), so account listings show
+    /// it. Idempotent, like every addition to them.
+    private func list(_ transfer: Transfer) throws(RedisError) {
+        for (key, member) in AccountIndex.entries(for: transfer) {
+            _ = try connection.command(["ZADD", key, "0", member])
+        }
     }
 
     /// The one global outbox → the outbox of each entry's slot, keeping each entry's due time.

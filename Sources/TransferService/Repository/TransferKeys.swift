@@ -49,6 +49,8 @@ enum LegacyKeys {
     static let outbox = "transfers:outbox"
     /// `transfer:<id>:history`, outside the record's slot.
     static func history(_ id: TransferID) -> String { "transfer:\(id.rawValue):history" }
+    /// A SCAN pattern that matches every legacy history list (and no key of today's layout).
+    static let historyPattern = "transfer:*:history"
     /// `idempotency:<key>`: global, not scoped per token.
     static let idempotencyPrefix = "idempotency:"
 }

@@ -462,12 +462,29 @@ public final class TransferRepository: Sendable {
         return bytes
     }
 
-    /// True when data of the release before cluster support is still there (its global outbox): the operator
-    /// has not run `transfer-service migrate` yet.
+    /// True when data of the release before cluster support is still there: the operator has not run
+    /// `transfer-service migrate` yet. Its global outbox is gone once drained (an empty sorted set does not exist),
+    /// so the first few pages of a SCAN also look for its history lists (`transfer:<id>:history`: one per transfer
+    /// it stored, so a few thousand keys examined find one whenever there are any to speak of). Today's histories
+    /// start with `{`.
     public func hasLegacyData() throws(RepositoryError) -> Bool {
         let response = execute([.command(["EXISTS", LegacyKeys.outbox], key: LegacyKeys.outbox)], replicas: 0)
-        return try Self.reply(response.replies[0], of: "EXISTS").integer == 1
+        if try Self.reply(response.replies[0], of: "EXISTS").integer == 1 { return true }
+        var cursor = "0"
+        for _ in 0..<Self.legacyScanPages {
+            let page = execute([.command(["SCAN", cursor, "MATCH", LegacyKeys.historyPattern, "COUNT", "1000"], key: nil)], replicas: 0)
+            guard let parts = try Self.reply(page.replies[0], of: "SCAN").array, parts.count == 2, let next = parts[0].string else {
+                return false
+            }
+            if parts[1].array?.isEmpty == false { return true }
+            cursor = next
+            if cursor == "0" { return false }
+        }
+        return false
     }
+
+    /// How many SCAN pages of 1,000 keys `hasLegacyData` examines at most.
+    static let legacyScanPages = 5
 
     // MARK: - Plumbing
 
