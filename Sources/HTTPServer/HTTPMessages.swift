@@ -44,6 +44,8 @@ public enum HTTPRequestRejection: Sendable, Equatable {
     case bodyTooLarge(limit: Int)
     /// The body came without Content-Length while `requiresContentLength` is set.
     case lengthRequired
+    /// The request has Content-Length fields with different values.
+    case conflictingContentLength
 }
 
 /// The application: turns requests into responses.

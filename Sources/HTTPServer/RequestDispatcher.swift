@@ -122,6 +122,11 @@ final class RequestDispatcher: Sendable {
             body: []
         )
         context.request = request
+        // Two different lengths leave the body's end ambiguous (request smuggling behind a proxy that reads the
+        // other one): refused, and the connection closed (RFC 9112 6.3).
+        if Set(request.headers.values(forName: "Content-Length")).count > 1 {
+            return reject(request, .conflictingContentLength, connection: connection, context: context)
+        }
         if let lengthText = request.headers["Content-Length"], let length = Int(lengthText), length > 0 {
             if length > maxBodySize {
                 return reject(request, .bodyTooLarge(limit: maxBodySize), connection: connection, context: context)
@@ -180,9 +185,15 @@ final class RequestDispatcher: Sendable {
             _ = MHD_get_connection_values_n(connection, .HEADER_KIND, { target, _, name, nameLength, value, valueLength in
                 guard let target, let name else { return .YES }
                 let headers = target.assumingMemoryBound(to: HTTPHeaders.self)
+                // A field value has no leading or trailing whitespace (RFC 9110 5.5); libmicrohttpd drops only the
+                // leading, so "key " and "key" would otherwise be two idempotency keys or tokens.
+                var length = valueLength
+                if let value {
+                    while length > 0, value[length - 1] == 0x20 || value[length - 1] == 0x09 { length -= 1 }
+                }
                 headers.pointee.add(
                     name: decodeUTF8(name, nameLength),
-                    value: value.map { decodeUTF8($0, valueLength) } ?? ""
+                    value: value.map { decodeUTF8($0, length) } ?? ""
                 )
                 return .YES
             }, headersPointer)

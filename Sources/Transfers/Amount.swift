@@ -103,8 +103,9 @@ struct DecimalText {
             let exponentDigits = bytes.prefix(while: isDigit)
             guard !exponentDigits.isEmpty else { return nil }
             bytes = bytes.dropFirst(exponentDigits.count)
-            // Saturate: any exponent this large already puts the value far outside the accepted range.
-            for digit in exponentDigits where exponent < 1_000_000 {
+            // Saturate at 2^40: far above the number of digits any text here can have, so a saturated exponent
+            // still outweighs the whole mantissa (a cap below a long fraction's length would shift the value).
+            for digit in exponentDigits where exponent < 1 << 40 {
                 exponent = exponent * 10 + Int(digit - UInt8(ascii: "0"))
             }
             if exponentIsNegative { exponent = -exponent }

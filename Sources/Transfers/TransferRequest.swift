@@ -27,7 +27,9 @@ public struct TransferRequest: Sendable, Hashable {
         var problems = FieldProblemList()
         let senderID = Self.partyID("sender_id", in: object, problems: &problems)
         let receiverID = Self.partyID("receiver_id", in: object, problems: &problems)
-        if let senderID, let receiverID, senderID == receiverID {
+        // Compared as bytes, as they are stored and indexed: Swift's String equality would call "é" and "e" with a
+        // combining accent the same party.
+        if let senderID, let receiverID, senderID.utf8.elementsEqual(receiverID.utf8) {
             problems.append(FieldProblem(field: "receiver_id", reason: "must differ from sender_id"))
         }
         var amount: Amount?

@@ -110,6 +110,27 @@ import Testing
         }
     }
 
+    /// RFC 9110 5.5: whitespace around a field value is not part of it (libmicrohttpd drops only the leading).
+    @Test func headerValuesLoseTheWhitespaceAroundThem() async throws {
+        try await withServer { _, client in
+            let response = try client.sendRaw(bytes("GET /h HTTP/1.1\r\nHost: x\r\nX-Custom:  padded value \t \r\n\r\n"))
+            #expect(response.status == 200)
+            #expect(response.headers["x-echo-custom"] == "padded value")
+        }
+    }
+
+    /// Two different Content-Length values leave the body's end ambiguous: refused (repeats of one value are not).
+    @Test func conflictingContentLengthsAreRefused() async throws {
+        try await withServer { server, client in
+            let conflicting = try client.sendRaw(bytes("POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 3\r\n\r\nabcde"))
+            #expect(conflicting.status == 400)
+            let repeated = try client.sendRaw(bytes("POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nabcde"))
+            #expect(repeated.status == 200)
+            #expect(repeated.bodyText == "abcde")
+            try await eventually("request contexts released") { server.inFlightRequestCount == 0 }
+        }
+    }
+
     @Test func requestAbandonedMidHeadIsReleasedWhenTheClientGoesAway() async throws {
         try await withServer { server, client in
             // The short timeout only makes the client give up and close; the assertion is about the server.

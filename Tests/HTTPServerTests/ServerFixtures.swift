@@ -23,6 +23,7 @@ struct EchoResponder: HTTPResponder {
     }
 
     func respond(to rejection: HTTPRequestRejection, for request: HTTPRequest) -> HTTPResponse {
+        if rejection == .conflictingContentLength { return HTTPResponse(status: 400) }
         guard case .bodyTooLarge(let limit) = rejection else { return HTTPResponse(status: 411) }
         return HTTPResponse(
             status: 413,

@@ -61,6 +61,32 @@ import Transfers
         #expect(try transferCount(sender: sender) == 1)
     }
 
+    /// Party ids are bytes, as stored and indexed: "é" and "e" with a combining accent (equal as Swift strings) are
+    /// different accounts, so the same key with the other spelling is a different request.
+    @Test func sameKeyWithACanonicallyEquivalentPartyIs422() throws {
+        let key = UUID().uuidString
+        let first = try create(#"{"sender_id":"caf\u00e9-\#(key.prefix(8))","receiver_id":"bob","amount":1}"#, headers: [("Idempotency-Key", key)])
+        #expect(first.status == 202)
+        let other = try create(#"{"sender_id":"cafe\u0301-\#(key.prefix(8))","receiver_id":"bob","amount":1}"#, headers: [("Idempotency-Key", key)])
+        #expect(other.status == 422, "\(other.bodyText)")
+        #expect(other.headers["idempotent-replayed"] == nil)
+        // And as sender and receiver they are two parties.
+        #expect(try create(#"{"sender_id":"\u00e9","receiver_id":"e\u0301","amount":1}"#).status == 202)
+    }
+
+    /// Whitespace after a header value is not part of it: the retry is a replay, not a second transfer.
+    @Test func aKeyWithTrailingWhitespaceIsTheSameKey() throws {
+        let key = UUID().uuidString
+        let first = try create(headers: [("Idempotency-Key", key)])
+        #expect(first.status == 202)
+        let retry = try harness.http.sendRaw(Array((
+            "POST /transfers HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nIdempotency-Key: \(key) \r\n"
+            + "Content-Length: \(Self.body.utf8.count)\r\nConnection: close\r\n\r\n\(Self.body)").utf8))
+        #expect(retry.status == 202)
+        #expect(retry.headers["idempotent-replayed"] == "true")
+        #expect(retry.body == first.body)
+    }
+
     @Test(arguments: ["", String(repeating: "k", count: 256), "tab\there", "é"])
     func invalidIdempotencyKeyIs400(key: String) throws {
         let response = try create(headers: [("Idempotency-Key", key)])

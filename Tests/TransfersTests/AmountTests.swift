@@ -22,6 +22,14 @@ import Testing
         #expect(throws: error) { try Amount(jsonNumber: text) }
     }
 
+    /// A mantissa longer than the exponent's saturation point once was: 0.(999,999 zeros)1e1000000000 is about
+    /// 10^999000000 and read as 1; 1(999,998 zeros)e-1000000000 is tiny and read as 0.01.
+    @Test func aHugeExponentOutweighsAnyMantissa() {
+        let zeros = String(repeating: "0", count: 999_999)
+        #expect(throws: AmountError.tooLarge) { try Amount(jsonNumber: "0.\(zeros)1e1000000000") }
+        #expect(throws: AmountError.tooManyFractionDigits) { try Amount(jsonNumber: "1\(zeros.dropFirst())e-1000000000") }
+    }
+
     @Test(arguments: [
         (10050, "100.5"), (10, "0.1"), (1, "0.01"), (100, "1"), (12345, "123.45"), (100_000_000_000_000, "1000000000000"),
         (99_999_999_999_999, "999999999999.99"), (105, "1.05"),

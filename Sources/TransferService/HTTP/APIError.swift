@@ -11,6 +11,7 @@ public enum APIError: Error, Sendable {
     case unsupportedMediaType(found: String?)
     case bodyTooLarge(limit: Int)
     case lengthRequired
+    case conflictingContentLength
     case invalidTransferID(String)
     case invalidVersionNumber(String)
     case invalidIdempotencyKey
@@ -89,6 +90,9 @@ public enum APIError: Error, Sendable {
         case .lengthRequired:
             (status, type, title) = (411, "length-required", "Length required")
             detail = "The request body must be sent with a Content-Length header, not chunked."
+        case .conflictingContentLength:
+            (status, type, title) = (400, "conflicting-content-length", "Conflicting Content-Length")
+            detail = "The request has Content-Length headers with different values; send one."
         case .invalidTransferID(let text):
             (status, type, title) = (400, "invalid-transfer-id", "Invalid transfer id")
             detail = "'\(text.prefix(80))' is not a transfer id; transfer ids are UUIDs."

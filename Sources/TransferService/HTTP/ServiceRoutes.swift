@@ -117,6 +117,7 @@ public struct ServiceRoutes: HTTPResponder {
         switch rejection {
         case .bodyTooLarge(let limit): APIError.bodyTooLarge(limit: limit).response
         case .lengthRequired: APIError.lengthRequired.response
+        case .conflictingContentLength: APIError.conflictingContentLength.response
         }
     }
 
@@ -217,7 +218,8 @@ public struct ServiceRoutes: HTTPResponder {
     /// Answers a repeated keyed create with the first response (202 and the transfer's first version), or 422
     /// when the key came with a different request.
     private func replay(_ record: IdempotencyRecord, firstVersion: Transfer?, for creation: Creation, answer: Answer) {
-        guard record.requestFingerprint == creation.request.fingerprint else { return answer.fail(.idempotencyKeyReused) }
+        // Bytes, not String equality, which would take canonically equivalent party ids for the same ones.
+        guard record.requestFingerprint.utf8.elementsEqual(creation.request.fingerprint.utf8) else { return answer.fail(.idempotencyKeyReused) }
         @Sendable func respond(with first: Transfer?) {
             guard let first else { return answer.fail(.idempotentResultGone(record.transferID)) }
             var response = Self.transferResponse(first, status: 202, location: true)
