@@ -14,6 +14,8 @@ public final class RedisConnection {
 
     /// Set after an io/timeout/protocol failure; hiredis cannot recover such a context, so every later command fails fast.
     public private(set) var isBroken = false
+    /// The socket timeout in force for writes and reads: `commandTimeout`, unless `limitTimeout(to:)` lowered it.
+    private var socketTimeout: Duration
     /// Why the connection broke, if it did.
     public private(set) var breakingError: RedisError?
 
@@ -21,6 +23,7 @@ public final class RedisConnection {
     public init(configuration: RedisConfiguration) throws(RedisError) {
         _ = sigpipeIsIgnored
         self.configuration = configuration
+        socketTimeout = configuration.commandTimeout
         self.context = try Self.connect(configuration)
         // From here on deinit frees the context if a setup command throws.
         if let password = configuration.password {
@@ -103,6 +106,18 @@ public final class RedisConnection {
             }
             isFirstWrite = false
         }
+    }
+
+    /// Makes the next writes and reads wait at most `limit`, and never longer than `commandTimeout`: a request
+    /// whose budget is nearly spent (a read-back after a lost reply) does not wait a whole command timeout more.
+    /// A system call only when the timeout changes; without a command timeout, nothing changes.
+    func limitTimeout(to limit: Duration) {
+        let configured = configuration.commandTimeout
+        guard configured > .zero else { return }
+        // Zero would turn the timeout off; a spent budget still gets a token wait.
+        let wanted = max(min(limit, configured), .milliseconds(1))
+        guard wanted != socketTimeout, !isBroken else { return }
+        if redisSetTimeout(context, timeval(wanted)) == REDIS_OK { socketTimeout = wanted }
     }
 
     /// Reads the next reply of what was flushed, error replies included.
@@ -190,7 +205,7 @@ public final class RedisConnection {
         switch code {
         case REDIS_ERR_IO where lastErrno == EAGAIN || lastErrno == EWOULDBLOCK:
             // hiredis reports an expired SO_RCVTIMEO/SO_SNDTIMEO as a plain I/O error with EAGAIN.
-            error = RedisError(kind: .timeout, message: "no reply within \(configuration.commandTimeout) (\(text))")
+            error = RedisError(kind: .timeout, message: "no reply within \(socketTimeout) (\(text))")
         case REDIS_ERR_IO, REDIS_ERR_EOF:
             error = RedisError(kind: .io, message: text)
         case REDIS_ERR_PROTOCOL:

@@ -6,6 +6,28 @@ import TestSupport
 
 @Suite("RedisNodeClient")
 struct RedisNodeClientTests {
+    /// A request with little budget left does not wait a whole command timeout for its reply: the socket waits
+    /// only as long as the request may (the read-back after a lost reply relies on it to answer within budget).
+    @Test func aReplyIsAwaitedNoLongerThanTheRequestsDeadline() throws {
+        let server = try RedisServer.start()
+        defer { server.stop() }
+        let client = RedisNodeClient(configuration: configuration(for: server, commandTimeout: .seconds(30)), options: .init(connections: 1))
+        defer { client.shutdown() }
+        #expect(try client.execute(RedisRequest([.command(["PING"], key: nil)], timeout: .seconds(10))).replies[0].get() == .status("PONG"))
+
+        server.process.signal(SIGSTOP)
+        defer { server.process.signal(SIGCONT) }
+        let response = client.execute(RedisRequest([.command(["PING"], key: nil)], timeout: .milliseconds(300)))
+        guard case .failure(let error) = response.replies[0] else {
+            Issue.record("a frozen Redis answered \(response.replies[0])")
+            return
+        }
+        #expect(error.kind == .timeout)
+        // The socket waited what was left of the 300 ms, not the 30 s command timeout.
+        #expect(!error.message.contains("30.0 seconds"), "\(error)")
+        #expect(error.message.contains("no reply within 0."), "\(error)")
+    }
+
     @Test func repliesComeBackInTheRequestsOrder() throws {
         let server = try RedisServer.start()
         defer { server.stop() }

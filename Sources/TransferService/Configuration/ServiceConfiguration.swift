@@ -67,8 +67,9 @@ public struct ServiceConfiguration: Sendable, Equatable {
     /// The defaults.
     public init() {}
 
-    /// Redis settings whose connect and command timeouts together stay within the request timeout, since a request
-    /// makes at most one connect and one command.
+    /// Redis settings whose connect and command timeouts together stay within the request timeout. A request that
+    /// needs a second round trip (a read-back after a lost reply, a cancel's read then write) gets only what is left
+    /// of its budget: the client limits each wait to the request's deadline.
     public var redis: RedisConfiguration {
         let budget = Duration.milliseconds(requestTimeoutMilliseconds)
         let connectTimeout = min(budget / 4, .seconds(1))
