@@ -64,17 +64,12 @@ public struct TransferListingQuery: Sendable, Equatable {
 
     /// Validates the decoded query parameters (name, value), in order. Every problem is reported at once.
     public init(parameters: [(name: String, value: String)]) throws(TransferListingError) {
-        // Capped like a body's problems: a query of thousands of unknown parameters gets a short answer.
+        // Capped like a body's problems: a query of thousands of unknown parameters gets a short answer. The listing's
+        // own parameters are checked first, so their problems are listed whatever comes after them.
         var problems = FieldProblemList()
         var values: [String: String] = [:]
-        for (name, value) in parameters {
-            if !Self.parameterNames.contains(name) {
-                problems.append(FieldProblem(field: name, reason: "is not a parameter of this listing"))
-            } else if values[name] != nil {
-                problems.append(FieldProblem(field: name, reason: "must be given once"))
-            } else {
-                values[name] = value
-            }
+        for (name, value) in parameters where Self.parameterNames.contains(name) && values[name] == nil {
+            values[name] = value
         }
         var account: String?
         if let text = values["account"] {
@@ -103,11 +98,19 @@ public struct TransferListingQuery: Sendable, Equatable {
                 problems.append(FieldProblem(field: "limit", reason: "must be a whole number from 1 to \(Self.maximumLimit)"))
             }
         }
-        guard problems.isEmpty, let account else { throw .invalidParameters(problems.listed) }
+        var seen: Set<String> = []
+        for (name, _) in parameters {
+            if !Self.parameterNames.contains(name) {
+                problems.append(FieldProblem(field: name, reason: "is not a parameter of this listing"))
+            } else if !seen.insert(name).inserted {
+                problems.append(FieldProblem(field: name, reason: "must be given once"))
+            }
+        }
+        guard problems.isEmpty, let account else { throw .invalidParameters(problems.listed, omitted: problems.omitted) }
         self.init(account: account, role: role, status: status, limit: limit)
         if let cursor = values["cursor"] {
             guard let position = ListingCursor.decode(cursor, for: self) else {
-                throw .invalidParameters([FieldProblem(field: "cursor", reason: "is not a cursor of this listing (it must be a next_cursor, unchanged, from the same account, role and status)")])
+                throw .invalidParameters([FieldProblem(field: "cursor", reason: "is not a cursor of this listing (it must be a next_cursor, unchanged, from the same account, role and status)")], omitted: 0)
             }
             after = position
         }
@@ -122,7 +125,8 @@ public struct TransferListingQuery: Sendable, Equatable {
 /// Why a listing request is refused.
 public enum TransferListingError: Error, Sendable, Equatable {
     /// Parameters missing, unknown, repeated or invalid, including a cursor that is not one of this listing's.
-    case invalidParameters([FieldProblem])
+    /// The problems (at most 20), and how many more there were.
+    case invalidParameters([FieldProblem], omitted: Int)
 }
 
 /// The opaque `next_cursor` of a listing: the position of the last transfer a page examined, bound to the listing

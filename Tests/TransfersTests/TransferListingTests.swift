@@ -52,8 +52,23 @@ import Testing
             _ = try query(parameters)
             return []
         } catch {
-            guard case .invalidParameters(let problems) = error else { return [] }
+            guard case .invalidParameters(let problems, _) = error else { return [] }
             return problems
+        }
+    }
+
+    /// A flood of unknown parameters is capped like a body's problems, with the count of the rest, and never hides
+    /// a problem of the listing's own parameters, wherever it comes in the query.
+    @Test func manyUnknownParametersAreCappedAndTheAccountProblemStillListed() {
+        let unknown = (1...25).map { ("u\($0)", "1") }
+        do {
+            _ = try query(unknown + [("account", "")])
+            Issue.record("expected the query to be refused")
+        } catch {
+            guard case .invalidParameters(let problems, let omitted) = error else { return }
+            #expect(problems.count == 20)
+            #expect(omitted == 6)
+            #expect(problems.first?.field == "account")
         }
     }
 
@@ -80,7 +95,8 @@ import Testing
 
     @Test func everyProblemIsReportedAtOnce() {
         let found = problems([("limit", "0"), ("role", "payer"), ("status", "done"), ("page", "2"), ("limit", "5")])
-        #expect(found.map(\.field) == ["page", "limit", "account", "role", "status", "limit"])
+        // The listing's own parameters first, then the unknown and repeated ones in query order.
+        #expect(found.map(\.field) == ["account", "role", "status", "limit", "page", "limit"])
     }
 
     @Test(arguments: ["0", "101", "-1", "+5", "1.0", "ten", "", " 5"])

@@ -7,7 +7,7 @@ import Transfers
 public enum APIError: Error, Sendable {
     case invalidRequest(TransferValidationError)
     /// The query of `GET /transfers` is not a valid listing (a bad cursor included).
-    case invalidListingQuery([FieldProblem])
+    case invalidListingQuery([FieldProblem], omitted: Int)
     case unsupportedMediaType(found: String?)
     case bodyTooLarge(limit: Int)
     case lengthRequired
@@ -76,10 +76,11 @@ public enum APIError: Error, Sendable {
             detail = TransferValidationError.invalidFields(problems, omitted: omitted).description
             problem["errors"] = Self.fieldErrors(problems)
             problem["errors_omitted"] = .number(String(omitted))
-        case .invalidListingQuery(let problems):
+        case .invalidListingQuery(let problems, let omitted):
             (status, type, title) = (400, "invalid-query", "Invalid query")
-            detail = TransferValidationError.invalidFields(problems, omitted: 0).description
+            detail = TransferValidationError.invalidFields(problems, omitted: omitted).description
             problem["errors"] = Self.fieldErrors(problems)
+            problem["errors_omitted"] = .number(String(omitted))
         case .unsupportedMediaType(let found):
             (status, type, title) = (415, "unsupported-media-type", "Unsupported media type")
             detail = "The request body must be sent as application/json" + (found.map { ", not \($0)." } ?? ".")

@@ -12,7 +12,7 @@ struct TransferListingEndpoint: Sendable {
             listing = try TransferListingQuery(parameters: try Self.parameters(query))
         } catch {
             switch error {
-            case .invalidParameters(let problems): throw .invalidListingQuery(problems)
+            case .invalidParameters(let problems, let omitted): throw .invalidListingQuery(problems, omitted: omitted)
             }
         }
         repository.listTransfers(listing) { result in
@@ -41,7 +41,7 @@ struct TransferListingEndpoint: Sendable {
                 throw .invalidParameters([FieldProblem(
                     field: String(decoding: name, as: UTF8.self).prefix(40).description,
                     reason: "is not valid percent-encoded UTF-8"
-                )])
+                )], omitted: 0)
             }
             parameters.append((decodedName, decodedValue))
         }
