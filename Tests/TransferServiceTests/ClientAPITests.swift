@@ -87,6 +87,13 @@ import Transfers
         #expect(retry.body == first.body)
     }
 
+    /// A version number longer than the contract's nine digits is not a version (400), not an unknown one (404).
+    @Test func aTenDigitVersionNumberIs400() throws {
+        let response = try harness.http.get("/transfers/\(TransferID.random())/versions/9999999999")
+        #expect(response.status == 400)
+        #expect(response.bodyText.contains("invalid-version-number"))
+    }
+
     @Test(arguments: ["", String(repeating: "k", count: 256), "tab\there", "é"])
     func invalidIdempotencyKeyIs400(key: String) throws {
         let response = try create(headers: [("Idempotency-Key", key)])

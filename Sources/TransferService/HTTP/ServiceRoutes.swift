@@ -245,7 +245,7 @@ public struct ServiceRoutes: HTTPResponder {
         repository.find(id) { result in
             answer.complete { () throws(APIError) in
                 let transfer = try Self.found(result, id: id)
-                if let ifNoneMatch, EntityTags(ifNoneMatch).matches(version: transfer.version) {
+                if let ifNoneMatch, EntityTags(ifNoneMatch, weakTagsMatch: true).matches(version: transfer.version) {
                     return HTTPResponse(status: 304, headers: ["ETag": EntityTags.tag(for: transfer.version)])
                 }
                 return Self.transferResponse(transfer, status: 200)
@@ -268,7 +268,8 @@ public struct ServiceRoutes: HTTPResponder {
 
     /// `GET /transfers/{id}/versions/{n}`: one version.
     private func getVersion(id: TransferID, version text: String, answer: Answer) throws(APIError) {
-        guard let number = Int(text), number >= 1, String(number) == text else { throw .invalidVersionNumber(text) }
+        // At most nine digits, as the contract's pattern says: a longer number is no version, not an unknown one.
+        guard text.utf8.count <= 9, let number = Int(text), number >= 1, String(number) == text else { throw .invalidVersionNumber(text) }
         repository.versions(of: id) { result in
             answer.complete { () throws(APIError) in
                 guard let version = try Self.found(result, id: id).first(where: { $0.version == number }) else {
@@ -284,7 +285,7 @@ public struct ServiceRoutes: HTTPResponder {
     /// `POST /transfers/{id}/cancel`: only with `If-Match` naming the current version, only while `initiated`.
     private func cancelTransfer(id: TransferID, ifMatch: String?, answer: Answer) throws(APIError) {
         guard let ifMatch else { throw .preconditionRequired }
-        let tags = EntityTags(ifMatch)
+        let tags = EntityTags(ifMatch, weakTagsMatch: false)
         repository.cancel(id, expectedVersions: tags.isWildcard ? nil : tags.versions, at: .now()) { [logger, metrics] result in
             answer.complete { () throws(APIError) in
                 switch try result.mapError(APIError.init).get() {
