@@ -447,7 +447,7 @@ struct PipelineExchange {
     /// Returns false when the connection was dead before anything was written (the batch may go to a new one).
     mutating func run(on connection: RedisConnection, loadedScripts: inout Set<String>, shared: NodeShared) -> Bool {
         // Nothing here waits past the latest deadline of the batch for a write or a reply.
-        if let latest = submissions.map(\.deadline).max() {
+        if let latest = submissions.lazy.map(\.deadline).max() {
             connection.limitTimeout(to: ContinuousClock.now.duration(to: latest))
         }
         while !pending.isEmpty {
