@@ -3,6 +3,8 @@
 /// Matching is exact per segment: no trailing-slash or empty-segment normalisation ("/a/" and "/a//b"
 /// match only patterns spelled the same way), methods compare case-sensitively, a literal segment wins
 /// over a ":name" segment at the same position, and adding the same method and pattern again replaces it.
+/// A path that a literal pattern spells out whole is that resource: another method gets a 405 listing the
+/// literal route's methods, never a parameter route's handler ("GET /transfers/batch" is not transfer "batch").
 ///
 /// Matching is `@inlinable`, so the service's router is specialized for its handler type: unspecialized, every
 /// match looked up generic type metadata at run time (through the runtime's locked caches), about 2% of the
@@ -83,8 +85,9 @@ public struct Router<Handler: Sendable>: Sendable {
             children[key, default: Node()].insert(keys.dropFirst(), method: method, route: route)
         }
 
-        /// Depth-first, literal before parameter, so "/a/new" beats "/a/:id"; collects the methods of
-        /// every node the path reaches, for a 405 when none has `method`.
+        /// Depth-first, literal before parameter, so "/a/new" beats "/a/:id"; a parameter is tried only when
+        /// no literal pattern spells out the whole path. Collects the methods of the node the path reaches,
+        /// for a 405 when it lacks `method`.
         @inlinable
         func find(
             _ segments: ArraySlice<Substring>, method: String,
@@ -96,10 +99,15 @@ public struct Router<Handler: Sendable>: Sendable {
                 return nil
             }
             let rest = segments.dropFirst()
-            if let literal = children[.literal(String(segment))],
-                let found = literal.find(rest, method: method, captured: &captured, allowed: &allowed)
-            {
-                return found
+            if let literal = children[.literal(String(segment))] {
+                var literalAllowed: Set<String> = []
+                if let found = literal.find(rest, method: method, captured: &captured, allowed: &literalAllowed) {
+                    return found
+                }
+                if !literalAllowed.isEmpty {
+                    allowed.formUnion(literalAllowed)
+                    return nil
+                }
             }
             if !segment.isEmpty, let parameter = children[.parameter] {
                 captured.append(segment)

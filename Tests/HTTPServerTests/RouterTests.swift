@@ -41,12 +41,25 @@ import Testing
         #expect(handler == "new-form")
     }
 
-    @Test func fallsBackToParameterWhenTheLiteralBranchLacksTheMethod() {
-        guard case .found(let handler, let parameters) = router.match(method: "PUT", path: "/transfers/new") else {
+    @Test func aPathALiteralPatternSpellsOutIsNeverAParameterValue() {
+        // "/transfers/new" is its own resource: PUT is not "replace transfer new" but a 405 naming its methods.
+        guard case .methodNotAllowed(let allowed) = router.match(method: "PUT", path: "/transfers/new") else {
+            Issue.record("expected 405")
+            return
+        }
+        #expect(allowed == ["GET"])
+    }
+
+    @Test func fallsBackToParameterWhenTheLiteralBranchDoesNotReachThePath() {
+        var router = Router<String>()
+        router.add("GET", "/transfers/new", "new-form")
+        router.add("GET", "/transfers/:id/versions", "versions")
+        guard case .found(let handler, let parameters) = router.match(method: "GET", path: "/transfers/new/versions")
+        else {
             Issue.record("expected a match")
             return
         }
-        #expect(handler == "replace")
+        #expect(handler == "versions")
         #expect(parameters == ["id": "new"])
     }
 
@@ -58,12 +71,12 @@ import Testing
         #expect(allowed == ["GET", "PUT"])
     }
 
-    @Test func methodNotAllowedCollectsMethodsFromLiteralAndParameterRoutes() {
+    @Test func methodNotAllowedForALiteralPathListsOnlyTheLiteralRoutesMethods() {
         guard case .methodNotAllowed(let allowed) = router.match(method: "DELETE", path: "/transfers/new") else {
             Issue.record("expected 405")
             return
         }
-        #expect(allowed == ["GET", "PUT"])
+        #expect(allowed == ["GET"])
     }
 
     @Test func methodsAreCaseSensitive() {

@@ -126,6 +126,8 @@ import Transfers
     @Test(arguments: [
         ("DELETE", "/transfers", "GET, POST"), ("PUT", "/transfers/\(TransferID.random())", "GET"),
         ("GET", "/transfers/\(TransferID.random())/cancel", "POST"),
+        // The batch endpoint is its own resource, not a transfer named "batch" (which would be a 400).
+        ("GET", "/transfers/batch", "POST"),
     ])
     func wrongMethodIs405WithAllow(method: String, path: String, allowed: String) throws {
         let response = try harness.http.send(method: method, path: path)
