@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import ServiceTestSupport
 import TestSupport
 import Testing
@@ -92,5 +93,47 @@ extension FaultInjectionTests {
             Thread.sleep(forTimeInterval: 0.1)
         }
         return false
+    }
+}
+
+extension FaultInjectionTests {
+    /// Every broker answers 3 s late, so a readiness check waits out its 1 s Kafka timeout. Sixteen probes sent at
+    /// once (load balancers probing one instance) share one check: each gets the 503 naming Kafka, and the service
+    /// runs one or two checks, not sixteen queued behind each other.
+    @Test func concurrentReadinessProbesShareOneCheck() throws {
+        let deployment = try ServiceDeployment(name: "probes", environment: Self.environment)
+        defer { deployment.tearDown() }
+        let instance = try deployment.addInstance(clientTimeout: Self.clientTimeout)
+        func checksRun() throws -> Int? {
+            let line = try instance.http.get("/metrics").bodyText.split(separator: "\n").first { $0.hasPrefix("readiness_checks_total ") }
+            return line.flatMap { Int($0.split(separator: " ")[1]) }
+        }
+
+        try deployment.kafka.inject("rtt all 3000")
+        Thread.sleep(forTimeInterval: 0.5)
+        let checksBefore = try #require(try checksRun())
+        let answers = Mutex<[HTTPTestResponse]>([])
+        let group = DispatchGroup()
+        for _ in 0..<16 {
+            group.enter()
+            Thread.detachNewThread {
+                defer { group.leave() }
+                if let answer = try? instance.http.get("/readyz") { answers.withLock { $0.append(answer) } }
+            }
+        }
+        group.wait()
+        let checksCaused = try #require(try checksRun()) - checksBefore
+        let statuses = answers.withLock { $0.map(\.status) }
+        log("probes", "16 concurrent probes with every broker 3 s late: statuses \(statuses), checks run \(checksCaused)")
+        #expect(statuses == Array(repeating: 503, count: 16))
+        #expect(answers.withLock { $0.allSatisfy { $0.bodyText.contains("Kafka") } }, "each 503 must name Kafka")
+        #expect((1...2).contains(checksCaused), "concurrent probes must share a check")
+
+        try deployment.kafka.inject("rtt all 0")
+        let recoverBy = ContinuousClock.now + .seconds(30)
+        while try instance.http.get("/readyz").status != 200, ContinuousClock.now < recoverBy {
+            Thread.sleep(forTimeInterval: 0.2)
+        }
+        #expect(try instance.http.get("/readyz").status == 200, "readiness must recover once the brokers answer in time")
     }
 }

@@ -138,10 +138,10 @@ public struct ServiceRoutes: HTTPResponder {
         case .liveness:
             answer.send(Self.jsonResponse(#"{"status":"alive"}"#, status: 200))
         case .readiness:
-            // The checks wait on Redis and Kafka (bounded by short timeouts); not on a worker thread.
-            DispatchQueue.global().async { [readinessCheck] in
+            // The check waits on Redis and Kafka (bounded by short timeouts); not on a worker thread.
+            readinessCheck.probe { outcome in
                 answer.complete { () throws(APIError) in
-                    try readinessCheck.run()
+                    try outcome.get()
                     return Self.jsonResponse(#"{"status":"ready"}"#, status: 200)
                 }
             }

@@ -59,7 +59,7 @@ public final class TransferApplication: Sendable {
         httpConfiguration.requiresContentLength = true
         // In-flight requests are bounded by the request timeout; do not wait longer than that at shutdown.
         httpConfiguration.drainTimeout = .milliseconds(configuration.requestTimeoutMilliseconds + 500)
-        readinessCheck = ReadinessCheck(repository: repository, publisher: publisher, topics: topics)
+        readinessCheck = ReadinessCheck(repository: repository, publisher: publisher, topics: topics, metrics: metrics)
         server = HTTPServer(
             configuration: httpConfiguration,
             responder: ServiceRoutes(

@@ -66,6 +66,8 @@ public final class ServiceMetrics: Sendable {
     let consumerOffsetResets: CoreMetrics.Counter
     /// Kafka producers replaced after a fatal error.
     let kafkaProducersReplaced: CoreMetrics.Counter
+    /// Readiness checks run (concurrent `/readyz` probes share one).
+    let readinessChecks: CoreMetrics.Counter
 
     /// Metrics recorded in a registry of their own.
     public init() {
@@ -84,6 +86,7 @@ public final class ServiceMetrics: Sendable {
         transfersReconciled = CoreMetrics.Counter(label: "transfers_reconciled_total", factory: factory)
         consumerOffsetResets = CoreMetrics.Counter(label: "consumer_offset_resets_total", factory: factory)
         kafkaProducersReplaced = CoreMetrics.Counter(label: "kafka_producers_replaced_total", factory: factory)
+        readinessChecks = CoreMetrics.Counter(label: "readiness_checks_total", factory: factory)
     }
 
     /// Records how much memory a Redis primary uses (`used_memory` of `INFO memory`), by node.
