@@ -48,11 +48,10 @@ public final class RedisCluster: RedisDeployment {
     /// The behaviour chosen at creation.
     public let options: Options
 
-    /// The current slot map. Read on every submission without a lock: maps are immutable, published with one
-    /// atomic store, and never freed while the client lives (a new map is published only when the topology
-    /// changed, so the retired ones are few), so a reader can use what it loaded without retaining it.
-    private let currentMap = Atomic<Unmanaged<SlotMap>?>(nil)
-    private let publishedMaps = Mutex<[SlotMap]>([])
+    /// The current slot map. Maps are immutable: a reader takes a reference under the lock (held for that alone)
+    /// and routes with it; a replaced map is freed once its last reader is done. (Retired maps used to be kept
+    /// for lock-free reads: a slot migration under load publishes up to ten a second, 32 KiB each, for good.)
+    private let currentMap = Mutex<SlotMap?>(nil)
     /// One client per node ever routed to (primaries, redirection targets, nodes asked for the map).
     private let nodeClients = Mutex<[RedisNodeID: RedisNodeClient]>([:])
     private let refresh = Mutex(RefreshState())
@@ -78,7 +77,6 @@ public final class RedisCluster: RedisDeployment {
 
     deinit {
         shutdown()
-        if let map = currentMap.exchange(nil, ordering: .acquiring) { map.release() }
     }
 
     /// Loads the slot map now, waiting for the answer; throws when no node answers with one. Do not call it from a
@@ -203,8 +201,8 @@ public final class RedisCluster: RedisDeployment {
         retryQueue.asyncAfter(deadline: .now() + .nanoseconds(Int(delay / .nanoseconds(1))), execute: work)
     }
 
-    fileprivate func loadMap() -> SlotMap? {
-        currentMap.load(ordering: .acquiring)?.takeUnretainedValue()
+    func loadMap() -> SlotMap? {
+        currentMap.withLock { $0 }
     }
 
     // MARK: slot map
@@ -256,14 +254,11 @@ public final class RedisCluster: RedisDeployment {
 
     /// Publishes a map built from `shards` unless it equals the current one.
     private func publish(_ shards: [ClusterShard]) {
-        publishedMaps.withLock { published in
-            let primaries = shards.compactMap { shard in shard.primary.map { (shard, nodeClient(for: $0)) } }
-            let map = SlotMap(shards: primaries)
-            if let current = loadMap(), current.descriptions == map.descriptions { return }
-            published.append(map)
-            let retained = Unmanaged.passRetained(map)
-            // The previous map stays alive in `published`: readers may still be using it.
-            if let previous = currentMap.exchange(retained, ordering: .acquiringAndReleasing) { previous.release() }
+        let primaries = shards.compactMap { shard in shard.primary.map { (shard, nodeClient(for: $0)) } }
+        let map = SlotMap(shards: primaries)
+        currentMap.withLock { current in
+            if let current, current.descriptions == map.descriptions { return }
+            current = map
         }
     }
 }

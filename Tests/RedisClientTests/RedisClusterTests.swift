@@ -178,16 +178,19 @@ struct RedisClusterTests {
         #expect(try cluster.execute(RedisRequest([.command(["SET", key, "kept"], key: key)], timeout: .seconds(10))).replies[0].get() == .status("OK"))
         let source = try servers.primaryPort(servingSlot: slot)
         let target = try #require(try servers.primaryPorts().first { $0 != source })
+        weak let mapBeforeTheMove = cluster.loadMap()
+        #expect(mapBeforeTheMove != nil)
 
         try servers.moveSlot(slot, to: target)
 
         // The client still routes the slot to the source, which answers MOVED; the command follows it.
         let read = cluster.execute(RedisRequest([.command(["GET", key], key: key), .command(["APPEND", key, "!"], key: key)], timeout: .seconds(10)))
         #expect(try read.replies.map { try $0.get() } == [.string(Array("kept".utf8)), .integer(5)])
-        // The MOVED also refreshed the map.
+        // The MOVED also refreshed the map, and the replaced map was freed.
         try waitFor("the slot map to show the move") {
             try cluster.primaries().first { $0.slots.contains { $0.contains(slot) } }?.id.port == target
         }
+        #expect(mapBeforeTheMove == nil, "a replaced slot map must not be kept")
     }
 
     @Test func followsASKDuringASlotMigration() throws {
