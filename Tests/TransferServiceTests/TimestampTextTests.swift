@@ -36,10 +36,10 @@ import Glibc
             var broken = tm()
             _ = localtime_r(&time, &broken)
             var buffer = [CChar](repeating: 0, count: 64)
-            _ = strftime(&buffer, buffer.count, "%Y-%m-%dT%H:%M:%S%z", &broken)
+            let length = strftime(&buffer, buffer.count, "%Y-%m-%dT%H:%M:%S%z", &broken)
             var written = ""
             LocalTimestamp.append(seconds, to: &written)
-            #expect(written == String(cString: buffer), "at \(seconds) s")
+            #expect(written == String(decoding: buffer.prefix(length).map { UInt8(bitPattern: $0) }, as: UTF8.self), "at \(seconds) s")
         }
     }
 
