@@ -48,10 +48,9 @@ public final class RedisCluster: RedisDeployment {
     /// The behaviour chosen at creation.
     public let options: Options
 
-    /// The current slot map. Maps are immutable: a reader takes a reference under the lock (held for that alone)
-    /// and routes with it; a replaced map is freed once its last reader is done. (Retired maps used to be kept
-    /// for lock-free reads: a slot migration under load publishes up to ten a second, 32 KiB each, for good.)
-    private let currentMap = Mutex<SlotMap?>(nil)
+    /// The current slot map, immutable, read on every submission without a lock; a replaced map is freed once no
+    /// reader is routing with it.
+    private let currentMap = ReplaceableReference<SlotMap>()
     /// One client per node ever routed to (primaries, redirection targets, nodes asked for the map).
     private let nodeClients = Mutex<[RedisNodeID: RedisNodeClient]>([:])
     private let refresh = Mutex(RefreshState())
@@ -106,7 +105,8 @@ public final class RedisCluster: RedisDeployment {
             operation.finish()
             return
         }
-        guard let map = loadMap() else {
+        let routes = currentMap.read { map in map.map { route(request.commands.indices, of: request.commands, in: $0) } }
+        guard let routes else {
             requestRefresh()
             let error = refresh.withLock { $0.lastError } ?? RedisError(kind: .clusterDown, message: "the slot map is not known yet")
             var unsent = error
@@ -114,12 +114,12 @@ public final class RedisCluster: RedisDeployment {
             operation.failAll(with: unsent)
             return
         }
-        operation.start(routes: route(request.commands.indices, of: request.commands, in: map))
+        operation.start(routes: routes)
     }
 
     /// Runs the request on the primary `node`, whatever the keys; redirections come back as error replies.
     public func submit(_ request: RedisRequest, to node: RedisNodeID, completion: @escaping @Sendable (RedisResponse) -> Void) {
-        guard let map = loadMap(), let client = map.nodes.first(where: { $0.id == node }) else {
+        guard let client = currentMap.read({ $0?.nodes.first { $0.id == node } }) else {
             requestRefresh()
             let error = RedisError(kind: .clusterDown, message: "\(node) is not a primary of the cluster (as last known)")
             completion(RedisResponse(failing: request.commands.count, with: error, replicas: request.replicas))
@@ -130,9 +130,11 @@ public final class RedisCluster: RedisDeployment {
 
     /// The primaries and their slot ranges, from the current map (loaded now when there is none yet).
     public func primaries() throws(RedisError) -> [RedisNodeDescription] {
-        if loadMap() == nil { try refreshSlotMap() }
-        guard let map = loadMap() else { throw RedisError(kind: .clusterDown, message: "the slot map is not known") }
-        return map.descriptions
+        if currentMap.read({ $0 == nil }) { try refreshSlotMap() }
+        guard let descriptions = currentMap.read({ $0?.descriptions }) else {
+            throw RedisError(kind: .clusterDown, message: "the slot map is not known")
+        }
+        return descriptions
     }
 
     public func shutdown() {
@@ -180,7 +182,7 @@ public final class RedisCluster: RedisDeployment {
 
     /// The primary serving `slot` now, for a command that failed on another node.
     fileprivate func currentOwner(of slot: Int) -> RedisNodeClient? {
-        loadMap()?.owner(of: slot)
+        currentMap.read { $0?.owner(of: slot) }
     }
 
     /// The client of the node at `id`, made on first use.
@@ -201,9 +203,13 @@ public final class RedisCluster: RedisDeployment {
         retryQueue.asyncAfter(deadline: .now() + .nanoseconds(Int(delay / .nanoseconds(1))), execute: work)
     }
 
-    func loadMap() -> SlotMap? {
-        currentMap.withLock { $0 }
+    /// Runs `body` with the current slot map (nil while none is known); `body` must not keep the map.
+    fileprivate func withSlotMap<Result>(_ body: (SlotMap?) -> Result) -> Result {
+        currentMap.read(body)
     }
+
+    /// Replaced slot maps not yet freed (for tests).
+    var replacedSlotMapCount: Int { currentMap.replacedCount }
 
     // MARK: slot map
 
@@ -228,10 +234,10 @@ public final class RedisCluster: RedisDeployment {
 
     /// Who to ask for the map: the primaries we know, then the seeds, then the replicas we know.
     private func refreshCandidates() -> [RedisNodeID] {
-        let map = loadMap()
+        let descriptions = currentMap.read { $0?.descriptions } ?? []
         var candidates: [RedisNodeID] = []
         var seen: Set<RedisNodeID> = []
-        for id in (map?.descriptions.map(\.id) ?? []) + seeds + (map?.descriptions.flatMap(\.replicas) ?? [])
+        for id in descriptions.map(\.id) + seeds + descriptions.flatMap(\.replicas)
         where seen.insert(id).inserted {
             candidates.append(id)
         }
@@ -256,10 +262,7 @@ public final class RedisCluster: RedisDeployment {
     private func publish(_ shards: [ClusterShard]) {
         let primaries = shards.compactMap { shard in shard.primary.map { (shard, nodeClient(for: $0)) } }
         let map = SlotMap(shards: primaries)
-        currentMap.withLock { current in
-            if let current, current.descriptions == map.descriptions { return }
-            current = map
-        }
+        currentMap.replace(with: map) { $0.descriptions == $1.descriptions }
     }
 }
 
@@ -467,10 +470,10 @@ final class ClusterOperation: Sendable {
 
     /// Routes commands again through the current map.
     private func reroute(_ indices: [Int]) -> [Route] {
-        guard let map = cluster.loadMap() else {
-            return [Route(node: nil, indices: indices, slot: nil)]
+        cluster.withSlotMap { map in
+            guard let map else { return [Route(node: nil, indices: indices, slot: nil)] }
+            return cluster.route(indices, of: request.commands, in: map)
         }
-        return cluster.route(indices, of: request.commands, in: map)
     }
 
     /// Records a finished part; sends what follows from it; completes the request when nothing is outstanding.
