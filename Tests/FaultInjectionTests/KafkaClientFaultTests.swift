@@ -113,15 +113,9 @@ extension FaultInjectionTests {
         Thread.sleep(forTimeInterval: 0.5)
         let checksBefore = try #require(try checksRun())
         let answers = Mutex<[HTTPTestResponse]>([])
-        let group = DispatchGroup()
-        for _ in 0..<16 {
-            group.enter()
-            Thread.detachNewThread {
-                defer { group.leave() }
-                if let answer = try? instance.http.get("/readyz") { answers.withLock { $0.append(answer) } }
-            }
+        try concurrently(16, threads: 16) { _ in
+            if let answer = try? instance.http.get("/readyz") { answers.withLock { $0.append(answer) } }
         }
-        group.wait()
         let checksCaused = try #require(try checksRun()) - checksBefore
         let statuses = answers.withLock { $0.map(\.status) }
         log("probes", "16 concurrent probes with every broker 3 s late: statuses \(statuses), checks run \(checksCaused)")

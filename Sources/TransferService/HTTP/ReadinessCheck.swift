@@ -15,18 +15,18 @@ public struct ReadinessCheck: Sendable {
     private let shutdown = ShutdownAnnouncement()
     private let topics: KafkaTopicAvailability?
     private let probes = ProbesInFlight()
-    private let checksRun: CoreMetrics.Counter?
+    private let checksRun: CoreMetrics.Counter
 
     /// Checks the dependencies behind `repository` and `publisher`, and that the Kafka `topics` exist; counts
     /// the checks run in `metrics`.
     public init(
         repository: TransferRepository, publisher: OutboxPublisher, topics: KafkaTopicAvailability? = nil,
-        metrics: ServiceMetrics? = nil
+        metrics: ServiceMetrics
     ) {
         self.repository = repository
         self.publisher = publisher
         self.topics = topics
-        checksRun = metrics?.readinessChecks
+        checksRun = metrics.readinessChecks
     }
 
     /// From now on `run()` fails with `shuttingDown`, so load balancers stop sending requests here.
@@ -42,7 +42,7 @@ public struct ReadinessCheck: Sendable {
         if shutdown.isAnnounced.load(ordering: .relaxed) { return completion(.failure(.shuttingDown)) }
         guard probes.join(completion) else { return }
         probes.queue.async { [self] in
-            checksRun?.increment()
+            checksRun.increment()
             let outcome: Result<Void, APIError>
             do throws(APIError) {
                 try run()
